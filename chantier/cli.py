@@ -1,0 +1,67 @@
+"""The `chantier` command: one sub-command per role, each part registering its own."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from chantier import __version__
+
+# Each module exposes register(subparsers) and sets `func` on its parsers; importing lazily keeps
+# `chantier agent` on a Pi from loading boto3, and `chantier alerts` from loading awscrt.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "agent": ("device.cli", "run and inspect the edge agent on a Pi"),
+    "provision": ("provisioning.cli", "certificate authority, device certificates, audit"),
+    "stack": ("cloud.local.cli", "the local stack: broker, AWS APIs, rules engine, API"),
+    "demo": ("cloud.local.demo", "provision a simulated site and watch the whole pipeline"),
+    "alerts": ("cloud.alerts.cli", "list, acknowledge, snooze, disable and enable alerts"),
+    "simulate": ("cloud.api.simulate_cli", "run a fleet of simulated machines through the API"),
+    "runs": ("cloud.api.runs_cli", "list, show and finish simulation runs"),
+}
+
+
+class CommandUnavailableError(RuntimeError):
+    """A sub-command's module is not installed in this build."""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chantier", description="Chantier Connecté: connected construction site."
+    )
+    parser.add_argument("--version", action="version", version=f"chantier {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                sub.add_parser(name, help=f"{help_text} (not available in this build)")
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(only=first if first in COMMANDS else None)
+    args = parser.parse_args(args_list)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
