@@ -35,17 +35,21 @@ def is_name(value: object) -> bool:
 
 
 def topic(site: str, thing: str, kind: str, prefix: str = "") -> str:
-    """Topic a thing publishes `kind` on, behind an optional Basic Ingest prefix."""
+    """Topic a thing publishes `kind` on, behind an optional Basic Ingest prefix.
+
+    The prefix may hold `{kind}`, because each kind goes to its own topic rule:
+    `$aws/rules/chantier_{kind}/` sends telemetry to rule `chantier_telemetry`.
+    """
     check_name("site", site)
     check_name("thing", thing)
     if kind not in KINDS:
         raise TopicError(f"topic kind {kind!r} is unknown: expected one of {', '.join(KINDS)}")
-    return f"{normalise_prefix(prefix)}{TOPIC_ROOT}/{site}/{thing}/{kind}"
+    return f"{normalise_prefix(prefix, kind)}{TOPIC_ROOT}/{site}/{thing}/{kind}"
 
 
-def normalise_prefix(prefix: str) -> str:
-    """Basic Ingest prefix with exactly one trailing slash, or '' when there is none."""
-    prefix = prefix.strip()
+def normalise_prefix(prefix: str, kind: str = "telemetry") -> str:
+    """Basic Ingest prefix for `kind`, with exactly one trailing slash, or '' when there is none."""
+    prefix = prefix.strip().replace("{kind}", kind)
     if not prefix:
         return ""
     return prefix.rstrip("/") + "/"
@@ -53,6 +57,15 @@ def normalise_prefix(prefix: str) -> str:
 
 def basic_ingest_prefix(rule_name: str) -> str:
     return f"$aws/rules/{rule_name}/"
+
+
+def strip_basic_ingest(value: str) -> tuple[str | None, str]:
+    """Split `$aws/rules/<rule>/<topic>` into (rule, topic); (None, topic) when not Basic Ingest."""
+    if value.startswith("$aws/rules/"):
+        parts = value.split("/", 3)
+        if len(parts) == 4 and parts[2]:
+            return parts[2], parts[3]
+    return None, value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,137 @@
+"""Ingestion Lambda: validates batches and health messages, keeps readings, drives alert state.
+
+Invoked by the telemetry and health topic rules with the message as the event. In AWS the
+module-level `handler` wires itself from the environment on first use; the local stack calls
+`build()` with clients pointed at moto instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chantier.telemetry import encode_message
+from cloud.ingest.error_archive import ErrorArchive
+from cloud.ingest.readings_store import ReadingsStore
+from cloud.ingest.validation import validate_document
+
+Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+@dataclass
+class IngestService:
+    """The ingestion logic with its collaborators injected."""
+
+    readings: ReadingsStore
+    errors: ErrorArchive
+    alerts: Any  # cloud.alerts.engine.AlertEngine
+    logger: Logger
+    metrics: Metrics
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        if isinstance(event, dict) and "readings" not in event and "uptime" in event:
+            return self._health(event)
+        return self._telemetry(event)
+
+    def _telemetry(self, event: Any) -> dict[str, Any]:
+        keys = {k: event.get(k) for k in ("thing", "boot", "seq")} if isinstance(event, dict) else {}
+        self.logger.thread_safe_append_keys(**keys)
+        try:
+            outcome = validate_document(event)
+            for rejection in outcome.rejections:
+                self.logger.warning(
+                    "rejected", extra={"reason": rejection.reason, "detail": rejection.detail}
+                )
+                self.metrics.add_metric(name="readings_rejected", unit=MetricUnit.Count, value=1)
+            if outcome.rejections:
+                raw = encode_message(event) if _jsonable(event) else repr(event).encode()
+                key = self.errors.keep(raw, outcome.rejections, keys)
+                self.logger.info("kept refused input", extra={"key": key})
+            batch = outcome.batch
+            if batch is None:
+                return {"accepted": 0, "rejected": len(outcome.rejections), "transitions": 0}
+            stored = self.readings.put_batch(batch)
+            transitions = self.alerts.process_batch(batch)
+            for transition in transitions:
+                self.logger.info("alert transition", extra={"transition": _describe(transition)})
+            temperatures = [r["temperature"] for r in batch["readings"]]
+            self.metrics.add_metric(name="sensor_data_ingested", unit=MetricUnit.Count, value=stored)
+            self.metrics.add_metric(
+                name="temperature_avg", unit=MetricUnit.Count, value=sum(temperatures) / len(temperatures)
+            )
+            self.metrics.add_metric(
+                name="processing_lag_ms",
+                unit=MetricUnit.Milliseconds,
+                value=max(0, int(time.time() * 1000) - batch["sentAt"]),
+            )
+            return {
+                "accepted": stored,
+                "rejected": len(outcome.rejections),
+                "transitions": len(transitions),
+            }
+        finally:
+            self.logger.thread_safe_remove_keys(list(keys))
+
+    def _health(self, event: dict[str, Any]) -> dict[str, Any]:
+        transitions = self.alerts.process_health(event)
+        self.logger.info("health", extra={"thing": event.get("thing"), "transitions": len(transitions)})
+        return {"health": True, "transitions": len(transitions)}
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        encode_message(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _describe(transition: Any) -> Any:
+    to_dict = getattr(transition, "to_dict", None)
+    return to_dict() if callable(to_dict) else repr(transition)
+
+
+def build(env: Mapping[str, str], boto3_kwargs: Mapping[str, str] | None = None,
+          logger: Logger | None = None, metrics: Metrics | None = None) -> Handler:
+    """Wire the service from environment variables; `boto3_kwargs` points clients elsewhere."""
+    import boto3
+
+    from cloud.alerts.dynamodb_store import DynamoAlertStore
+    from cloud.alerts.engine import AlertEngine
+    from cloud.alerts.rules import load_rules
+
+    kwargs = dict(boto3_kwargs or {})
+    s3 = boto3.client("s3", **kwargs)
+    dynamodb = boto3.resource("dynamodb", **kwargs)
+    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
+    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+    service = IngestService(
+        readings=ReadingsStore(dynamodb.Table(env["READINGS_TABLE"])),
+        errors=ErrorArchive(s3, env["RAW_BUCKET"]),
+        alerts=AlertEngine(load_rules(), DynamoAlertStore(dynamodb.Table(env["ALERTS_TABLE"]))),
+        logger=logger,
+        metrics=metrics,
+    )
+
+    @metrics.log_metrics
+    def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+        return service.handle(event)
+
+    return lambda_handler
+
+
+_handler: Handler | None = None
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    global _handler
+    if _handler is None:
+        _handler = build(os.environ)
+    return _handler(event, context)

@@ -1,0 +1,94 @@
+"""Validation of incoming telemetry: every rejection has a reason, one bad reading sinks nothing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from chantier.telemetry import MAX_MESSAGE_BYTES
+from cloud.ingest.models import BatchEnvelope, Reading
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a message or a reading was refused; `reason` is a short metric-friendly code."""
+
+    reason: str
+    detail: str
+    index: int | None = None  # position of the reading in the batch, None for the whole message
+
+
+@dataclass
+class ValidationOutcome:
+    batch: dict[str, Any] | None = None  # the envelope with only the accepted readings
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def rejected_whole(self) -> bool:
+        return self.batch is None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def decode(raw: bytes) -> Any:
+    """Parse JSON strictly: NaN and Infinity, which Python would accept, are refused."""
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
+def _summary(exc: ValidationError) -> tuple[str, str]:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "message"
+    kind = first["type"]
+    reason = "out-of-range" if kind in ("greater_than_equal", "less_than_equal") else "invalid"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return reason, f"{where}: {first['msg']}{more}"
+
+
+def validate_document(document: Any) -> ValidationOutcome:
+    """Validate a decoded schema-1 message; readings are accepted or rejected one by one."""
+    if not isinstance(document, dict):
+        return ValidationOutcome(rejections=[Rejection("invalid-envelope", "message is not a JSON object")])
+    if document.get("schema") != 1:
+        return ValidationOutcome(
+            rejections=[
+                Rejection("unknown-schema", f"schema {document.get('schema')!r} is not supported: expected 1")
+            ]
+        )
+    try:
+        envelope = BatchEnvelope.model_validate(document)
+    except ValidationError as exc:
+        _, detail = _summary(exc)
+        return ValidationOutcome(rejections=[Rejection("invalid-envelope", detail)])
+    accepted: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
+    for index, item in enumerate(envelope.readings):
+        try:
+            reading = Reading.model_validate(item)
+        except ValidationError as exc:
+            reason, detail = _summary(exc)
+            rejections.append(Rejection(f"{reason}-reading", f"readings[{index}].{detail}", index))
+            continue
+        accepted.append(reading.model_dump(exclude_none=True))
+    if not accepted:
+        return ValidationOutcome(rejections=rejections)
+    batch = envelope.model_dump(by_alias=True)
+    batch["readings"] = accepted
+    return ValidationOutcome(batch=batch, rejections=rejections)
+
+
+def validate_bytes(raw: bytes) -> ValidationOutcome:
+    """Validate a message as received (size, JSON, schema)."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return ValidationOutcome(
+            rejections=[Rejection("oversized", f"{len(raw)} bytes: expected at most {MAX_MESSAGE_BYTES}")]
+        )
+    try:
+        document = decode(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return ValidationOutcome(rejections=[Rejection("malformed-json", str(exc))])
+    return validate_document(document)

@@ -1,0 +1,65 @@
+"""Runs the template's Lambda handlers in process, each built with clients pointed at moto."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cloud.local.template import FunctionSpec
+
+
+class FunctionNotFoundError(LookupError):
+    """A rule action names a function the template does not define."""
+
+
+@dataclass(frozen=True)
+class LocalContext:
+    """The parts of the Lambda context object our handlers read."""
+
+    function_name: str
+    aws_request_id: str = "local"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+class LocalFunctions:
+    """Builds each handler once (like a warm Lambda container) and invokes it synchronously."""
+
+    def __init__(self, specs: Mapping[str, FunctionSpec], boto3_kwargs: Mapping[str, str],
+                 log_path: Path) -> None:
+        self._specs = dict(specs)
+        self._boto3_kwargs = dict(boto3_kwargs)
+        self._log_path = log_path
+        self._handlers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _build(self, arn: str) -> Any:
+        from aws_lambda_powertools import Logger
+
+        spec = self._specs.get(arn)
+        if spec is None:
+            raise FunctionNotFoundError(f"no function with ARN {arn} in the template")
+        module_name, _, _ = spec.handler.rpartition(".")
+        module = importlib.import_module(module_name)
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        logger = Logger(
+            service=spec.environment.get("POWERTOOLS_SERVICE_NAME", spec.name),
+            logger_handler=logging.FileHandler(self._log_path),
+        )
+        return module.build(spec.environment, self._boto3_kwargs, logger=logger)
+
+    def invoke(self, arn: str, event: Any) -> Any:
+        with self._lock:
+            handler = self._handlers.get(arn)
+            if handler is None:
+                handler = self._handlers[arn] = self._build(arn)
+        name = self._specs[arn].name
+        return handler(event, LocalContext(function_name=name, invoked_function_arn=arn))

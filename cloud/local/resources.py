@@ -1,0 +1,101 @@
+"""Creates the template's buckets, tables and IoT policies in the local AWS APIs (moto)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cloud.local.stackinfo import REGION
+from cloud.local.template import LocalTemplate
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """Translate a CloudFormation lifecycle rule to the S3 API's shape."""
+    out: dict[str, Any] = {
+        "ID": rule.get("Id", "rule"),
+        "Status": rule.get("Status", "Enabled"),
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "Transitions" in rule:
+        out["Transitions"] = [
+            {"Days": t.get("TransitionInDays", 0), "StorageClass": t["StorageClass"]}
+            for t in rule["Transitions"]
+        ]
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": rule["ExpirationInDays"]}
+    if "NoncurrentVersionExpiration" in rule:
+        out["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        }
+    return out
+
+
+def create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    if "BucketEncryption" in props:
+        rules = [
+            {
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled", False)),
+            }
+            for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]
+        s3.put_bucket_encryption(
+            Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
+        )
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+    lifecycle = props.get("LifecycleConfiguration", {}).get("Rules")
+    if lifecycle:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in lifecycle]}
+        )
+
+
+def create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if "GlobalSecondaryIndexes" in props:
+        request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("SSESpecification", {}).get("SSEEnabled"):
+        request["SSESpecification"] = {"Enabled": True}
+    dynamodb.create_table(**request)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+        )
+    if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+        dynamodb.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+
+
+def create_from_template(template: LocalTemplate, clients: dict[str, Any]) -> dict[str, str]:
+    """Create every supported resource; returns logical id → physical name."""
+    created: dict[str, str] = {}
+    for logical_id in template.of_type("AWS::S3::Bucket"):
+        name = template.physical_name(logical_id)
+        create_bucket(clients["s3"], name, template.properties(logical_id))
+        created[logical_id] = name
+    for logical_id in template.of_type("AWS::DynamoDB::Table"):
+        name = template.physical_name(logical_id)
+        create_table(clients["dynamodb"], name, template.properties(logical_id))
+        created[logical_id] = name
+    for logical_id in template.of_type("AWS::IoT::Policy"):
+        props = template.properties(logical_id)
+        clients["iot"].create_policy(
+            policyName=props["PolicyName"], policyDocument=json.dumps(props["PolicyDocument"])
+        )
+        created[logical_id] = props["PolicyName"]
+    return created

@@ -1,0 +1,189 @@
+"""Local stand-in for the AWS IoT rules engine: runs the template's topic rules on each message."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chantier.names import strip_basic_ingest
+from cloud.local.iot_sql import (
+    EvaluationError,
+    MessageContext,
+    Statement,
+    compile_statement,
+    render_template,
+)
+from cloud.local.template import TopicRuleSpec
+
+log = logging.getLogger(__name__)
+
+Invoker = Callable[[str, Any], Any]
+EventSink = Callable[[str, dict[str, Any]], None]
+LAMBDA_ASYNC_RETRIES = 2  # what AWS does for an asynchronous invocation that fails
+
+
+class ActionError(RuntimeError):
+    """A rule action could not be carried out."""
+
+
+@dataclass
+class CompiledRule:
+    spec: TopicRuleSpec
+    statement: Statement
+
+
+@dataclass
+class EngineStats:
+    messages: int = 0
+    unmatched: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    lambda_errors: int = 0
+
+
+class RulesEngine:
+    """Evaluates rules and performs their S3 and Lambda actions, with the error action on failure."""
+
+    def __init__(
+        self,
+        rules: list[TopicRuleSpec],
+        s3_client: Any,
+        invoke: Invoker,
+        on_event: EventSink | None = None,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.rules = [CompiledRule(spec, compile_statement(spec.sql)) for spec in rules]
+        self._s3 = s3_client
+        self._invoke = invoke
+        self._on_event = on_event or (lambda kind, details: None)
+        self._clock_ms = clock_ms
+        self._lock = threading.Lock()
+        self.stats = EngineStats()
+
+    def subscriptions(self) -> list[str]:
+        """Topic filters the engine must receive: each rule's FROM and its Basic Ingest topic."""
+        filters: list[str] = []
+        for rule in self.rules:
+            filters.append(rule.statement.topic_filter)
+            filters.append(f"$aws/rules/{rule.spec.name}/#")
+        return filters
+
+    def handle(self, topic: str, payload: bytes, client_id: str = "") -> int:
+        """Run every rule that applies to one message; returns how many actions succeeded."""
+        rule_name, plain_topic = strip_basic_ingest(topic)
+        ctx = MessageContext.create(plain_topic, payload, client_id, self._clock_ms())
+        with self._lock:
+            self.stats.messages += 1
+        done = 0
+        matched = False
+        for rule in self.rules:
+            if rule_name is not None and rule.spec.name != rule_name:
+                continue
+            if not rule.statement.matches(plain_topic) or not rule.statement.accepts(ctx):
+                continue
+            matched = True
+            done += self._run(rule, ctx, topic)
+        if not matched:
+            with self._lock:
+                self.stats.unmatched += 1
+            log.warning("no rule applies to topic %s", topic)
+        return done
+
+    def _run(self, rule: CompiledRule, ctx: MessageContext, topic: str) -> int:
+        try:
+            selected = rule.statement.select(ctx)
+        except EvaluationError as exc:
+            self._error_action(rule, ctx, topic, [("SELECT", rule.spec.name, str(exc))])
+            return 0
+        failures: list[tuple[str, str, str]] = []
+        done = 0
+        for action in rule.spec.actions:
+            (kind, params), = action.items()
+            try:
+                self._perform(kind, params, ctx, selected)
+                done += 1
+                with self._lock:
+                    self.stats.actions[kind] += 1
+            except (ActionError, EvaluationError) as exc:
+                failures.append((f"{kind}Action", _resource(kind, params), str(exc)))
+                with self._lock:
+                    self.stats.failures[kind] += 1
+        if failures:
+            self._error_action(rule, ctx, topic, failures)
+        return done
+
+    def _perform(self, kind: str, params: dict[str, Any], ctx: MessageContext,
+                 selected: bytes | dict[str, Any]) -> None:
+        body = selected if isinstance(selected, bytes) else json.dumps(selected).encode()
+        if kind == "S3":
+            key = render_template(params["Key"], ctx)
+            try:
+                response = self._s3.put_object(Bucket=params["BucketName"], Key=key, Body=body)
+            except Exception as exc:  # any client failure is an action failure, as in AWS
+                raise ActionError(f"S3 put_object {key} failed: {exc}") from exc
+            self._on_event("s3", {"key": key, "bytes": len(body),
+                                  "version": response.get("VersionId"), "topic": ctx.topic})
+            return
+        if kind == "Lambda":
+            try:
+                event = json.loads(body)
+            except ValueError as exc:
+                raise ActionError(f"Lambda action needs a JSON payload: {exc}") from None
+            self._invoke_with_retries(params["FunctionArn"], event)
+            return
+        raise ActionError(f"action {kind} is not supported by the local rules engine")
+
+    def _invoke_with_retries(self, arn: str, event: Any) -> None:
+        # The rule hands the event over asynchronously: a function error is retried, then
+        # dropped with a log line, and never triggers the rule's error action.
+        for attempt in range(LAMBDA_ASYNC_RETRIES + 1):
+            try:
+                result = self._invoke(arn, event)
+            except Exception:
+                log.exception("function %s failed (attempt %d)", arn, attempt + 1)
+                with self._lock:
+                    self.stats.lambda_errors += 1
+                continue
+            self._on_event("lambda", {"function": arn, "result": result})
+            return
+
+    def _error_action(self, rule: CompiledRule, ctx: MessageContext, topic: str,
+                      failures: list[tuple[str, str, str]]) -> None:
+        error_action = rule.spec.error_action
+        document = {
+            "ruleName": rule.spec.name,
+            "topic": topic,
+            "cloudwatchTraceId": str(uuid.uuid4()),
+            "clientId": ctx.client_id,
+            "base64OriginalPayload": base64.b64encode(ctx.payload).decode(),
+            "failures": [
+                {"failedAction": action, "failedResource": resource, "errorMessage": message}
+                for action, resource, message in failures
+            ],
+        }
+        log.warning("rule %s failed on %s: %s", rule.spec.name, topic, failures)
+        if not error_action:
+            return
+        (kind, params), = error_action.items()
+        if kind != "S3":
+            log.error("error action %s is not supported locally", kind)
+            return
+        error_ctx = MessageContext.create(ctx.topic, json.dumps(document).encode(), ctx.client_id,
+                                          ctx.timestamp_ms)
+        key = render_template(params["Key"], error_ctx)
+        self._s3.put_object(Bucket=params["BucketName"], Key=key, Body=json.dumps(document).encode())
+        with self._lock:
+            self.stats.actions["ErrorAction"] += 1
+        self._on_event("error-action", {"key": key, "rule": rule.spec.name, "failures": failures})
+
+
+def _resource(kind: str, params: dict[str, Any]) -> str:
+    return str(params.get("BucketName") or params.get("FunctionArn") or kind)

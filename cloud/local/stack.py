@@ -1,0 +1,152 @@
+"""The whole cloud on one machine: CA, Mosquitto, moto server, rules engine and handlers.
+
+This is the one place where the local stack's processes and clients are wired together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+from cloud.local.broker import RULES_ENGINE_IDENTITY, Broker, registry_things
+from cloud.local.functions import LocalFunctions
+from cloud.local.processes import ChildProcess, free_port, http_ready, moto_argv
+from cloud.local.resources import create_from_template
+from cloud.local.rules_engine import RulesEngine
+from cloud.local.stackinfo import StackInfo
+from cloud.local.template import LocalTemplate
+
+log = logging.getLogger(__name__)
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+class LocalStack:
+    """Starts and stops the local stack; use as a context manager so everything always stops."""
+
+    def __init__(self, state_dir: Path, on_event: EventSink | None = None,
+                 template: LocalTemplate | None = None) -> None:
+        self.state_dir = state_dir.resolve()
+        self.on_event = on_event
+        self.template = template or LocalTemplate()
+        self.moto: ChildProcess | None = None
+        self.broker: Broker | None = None
+        self.bridge: Any = None
+        self.engine: RulesEngine | None = None
+        self.info: StackInfo | None = None
+        self.ca: Any = None
+
+    # ---------- lifecycle ----------
+    def start(self) -> StackInfo:
+        from provisioning.ca import CertificateAuthority
+
+        # Metrics go to CloudWatch through EMF lines in AWS; locally they would only flood stdout.
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.ca = CertificateAuthority.create_or_load(self.state_dir / "ca")
+            broker_dir = self.state_dir / "broker"
+            server = self.ca.issue_server_certificate("broker", ["127.0.0.1", "localhost"], broker_dir)
+            engine_cert = self.ca.issue_client_certificate(
+                RULES_ENGINE_IDENTITY, self.state_dir / "rules-engine"
+            )
+
+            aws_port = free_port()
+            self.moto = ChildProcess("moto server", moto_argv(aws_port), self.state_dir / "logs" / "moto.log")
+            endpoint = f"http://127.0.0.1:{aws_port}"
+            self.moto.start(lambda: http_ready(endpoint + "/moto-api/"))
+
+            info = StackInfo(
+                state_dir=str(self.state_dir),
+                aws_endpoint=endpoint,
+                broker_host="127.0.0.1",
+                broker_port=free_port(),
+                ca_file=str(self.ca.cert_path),
+                raw_bucket=self.template.physical_name("RawBucket"),
+                alerts_table=self.template.physical_name("AlertsTable"),
+                readings_table=self.template.physical_name("ReadingsTable"),
+                runs_table="",
+                rule_name=self.template.physical_name("TelemetryRule"),
+                api_token=secrets.token_urlsafe(24),
+            )
+            kwargs = info.boto3_kwargs()
+            clients = {name: boto3.client(name, **kwargs) for name in ("s3", "dynamodb", "iot")}
+            create_from_template(self.template, clients)
+
+            self.broker = Broker(broker_dir, info.broker_port)
+            self.broker.start(
+                ca=self.ca.cert_path,
+                cert=server.cert_path,
+                key=server.key_path,
+                crl=self.ca.crl_path,
+                policy_document=self.template.iot_policy_document("chantier-device"),
+                things=registry_things(clients["iot"]),
+            )
+            info = StackInfo(**{**info.__dict__, "broker_pid": self.broker.process.pid})
+
+            functions = LocalFunctions(self.template.functions(), kwargs,
+                                       self.state_dir / "logs" / "functions.log")
+            self.engine = RulesEngine(self.template.topic_rules(), clients["s3"], functions.invoke,
+                                      on_event=self.on_event)
+            from cloud.local.mqtt_bridge import MqttBridge
+
+            self.bridge = MqttBridge(
+                host=info.broker_host, port=info.broker_port, client_id=RULES_ENGINE_IDENTITY,
+                cert=engine_cert.cert_path, key=engine_cert.key_path, ca=self.ca.cert_path,
+                handler=self.engine.handle,
+            )
+            self.bridge.start(self.engine.subscriptions())
+            info.save()
+            self.info = info
+            return info
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop in reverse order; safe to call more than once and after a failed start."""
+        if self.bridge is not None:
+            try:
+                self.bridge.stop()
+            finally:
+                self.bridge = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+        if self.info is not None:
+            self.info.path.unlink(missing_ok=True)
+            self.info = None
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ---------- helpers for tools running inside the stack's process ----------
+    def client(self, service: str) -> Any:
+        assert self.info is not None, "stack not started"
+        return boto3.client(service, **self.info.boto3_kwargs())
+
+    def resource(self, service: str) -> Any:
+        assert self.info is not None, "stack not started"
+        return boto3.resource(service, **self.info.boto3_kwargs())
+
+    def refresh_broker(self) -> None:
+        """Re-render the ACL from the registry and reload Mosquitto (after provisioning)."""
+        assert self.broker is not None, "stack not started"
+        self.broker.refresh(registry_things(self.client("iot")))
+
+    def drain(self, timeout_s: float = 5.0) -> bool:
+        return bool(self.bridge.drain(timeout_s)) if self.bridge is not None else True
