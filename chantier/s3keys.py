@@ -19,4 +19,5 @@ def raw_key(site: str, thing: str, sent_at_ms: int, boot: str, seq: int) -> str:
 
 def error_key(reason: str, received_at_ms: int, unique: str) -> str:
     """Key of a message kept for inspection because it failed validation or a rule action."""
-    return f"{ERRORS_PREFIX}reason={reason}/date={utc_date(received_at_ms)}/{received_at_ms}-{unique}.json"
+    date = utc_date(received_at_ms)
+    return f"{ERRORS_PREFIX}reason={reason}/date={date}/{received_at_ms}-{unique}.json"

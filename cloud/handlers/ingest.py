@@ -40,7 +40,9 @@ class IngestService:
         return self._telemetry(event)
 
     def _telemetry(self, event: Any) -> dict[str, Any]:
-        keys = {k: event.get(k) for k in ("thing", "boot", "seq")} if isinstance(event, dict) else {}
+        keys = (
+            {k: event.get(k) for k in ("thing", "boot", "seq")} if isinstance(event, dict) else {}
+        )
         self.logger.thread_safe_append_keys(**keys)
         try:
             outcome = validate_document(event)
@@ -61,9 +63,13 @@ class IngestService:
             for transition in transitions:
                 self.logger.info("alert transition", extra={"transition": _describe(transition)})
             temperatures = [r["temperature"] for r in batch["readings"]]
-            self.metrics.add_metric(name="sensor_data_ingested", unit=MetricUnit.Count, value=stored)
             self.metrics.add_metric(
-                name="temperature_avg", unit=MetricUnit.Count, value=sum(temperatures) / len(temperatures)
+                name="sensor_data_ingested", unit=MetricUnit.Count, value=stored
+            )
+            self.metrics.add_metric(
+                name="temperature_avg",
+                unit=MetricUnit.Count,
+                value=sum(temperatures) / len(temperatures),
             )
             self.metrics.add_metric(
                 name="processing_lag_ms",
@@ -80,7 +86,9 @@ class IngestService:
 
     def _health(self, event: dict[str, Any]) -> dict[str, Any]:
         transitions = self.alerts.process_health(event)
-        self.logger.info("health", extra={"thing": event.get("thing"), "transitions": len(transitions)})
+        self.logger.info(
+            "health", extra={"thing": event.get("thing"), "transitions": len(transitions)}
+        )
         return {"health": True, "transitions": len(transitions)}
 
 
@@ -97,8 +105,12 @@ def _describe(transition: Any) -> Any:
     return to_dict() if callable(to_dict) else repr(transition)
 
 
-def build(env: Mapping[str, str], boto3_kwargs: Mapping[str, str] | None = None,
-          logger: Logger | None = None, metrics: Metrics | None = None) -> Handler:
+def build(
+    env: Mapping[str, str],
+    boto3_kwargs: Mapping[str, str] | None = None,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+) -> Handler:
     """Wire the service from environment variables; `boto3_kwargs` points clients elsewhere."""
     import boto3
 

@@ -25,8 +25,12 @@ class Reading(BaseModel):
     sensorId: Name
     ts: EpochMs
     temperature: Annotated[float, Field(ge=RANGES["temperature"][0], le=RANGES["temperature"][1])]
-    humidity: Annotated[float, Field(ge=RANGES["humidity"][0], le=RANGES["humidity"][1])] | None = None
-    pressure: Annotated[float, Field(ge=RANGES["pressure"][0], le=RANGES["pressure"][1])] | None = None
+    humidity: Annotated[float, Field(ge=RANGES["humidity"][0], le=RANGES["humidity"][1])] | None = (
+        None
+    )
+    pressure: Annotated[float, Field(ge=RANGES["pressure"][0], le=RANGES["pressure"][1])] | None = (
+        None
+    )
 
 
 class BatchEnvelope(BaseModel):

@@ -52,11 +52,16 @@ def _summary(exc: ValidationError) -> tuple[str, str]:
 def validate_document(document: Any) -> ValidationOutcome:
     """Validate a decoded schema-1 message; readings are accepted or rejected one by one."""
     if not isinstance(document, dict):
-        return ValidationOutcome(rejections=[Rejection("invalid-envelope", "message is not a JSON object")])
+        return ValidationOutcome(
+            rejections=[Rejection("invalid-envelope", "message is not a JSON object")]
+        )
     if document.get("schema") != 1:
         return ValidationOutcome(
             rejections=[
-                Rejection("unknown-schema", f"schema {document.get('schema')!r} is not supported: expected 1")
+                Rejection(
+                    "unknown-schema",
+                    f"schema {document.get('schema')!r} is not supported: expected 1",
+                )
             ]
         )
     try:
@@ -85,7 +90,9 @@ def validate_bytes(raw: bytes) -> ValidationOutcome:
     """Validate a message as received (size, JSON, schema)."""
     if len(raw) > MAX_MESSAGE_BYTES:
         return ValidationOutcome(
-            rejections=[Rejection("oversized", f"{len(raw)} bytes: expected at most {MAX_MESSAGE_BYTES}")]
+            rejections=[
+                Rejection("oversized", f"{len(raw)} bytes: expected at most {MAX_MESSAGE_BYTES}")
+            ]
         )
     try:
         document = decode(raw)

@@ -1,4 +1,4 @@
-"""The local MQTT broker: Mosquitto with mutual TLS, a CRL and an ACL derived from the IoT policy."""
+"""The local MQTT broker: Mosquitto with mutual TLS, a CRL and an ACL from the IoT policy."""
 
 from __future__ import annotations
 
@@ -91,7 +91,9 @@ def render_acl(policy_document: Mapping[str, Any], things: Iterable[tuple[str, s
     for thing, site in sorted(things):
         lines.append(f"user {thing}")
         for topic in topics:
-            lines.append(f"topic write {_mosquitto_topic(topic.replace(_THING, thing).replace(_SITE, site))}")
+            lines.append(
+                f"topic write {_mosquitto_topic(topic.replace(_THING, thing).replace(_SITE, site))}"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -108,7 +110,8 @@ def render_config(port: int, files: BrokerFiles, ca: Path, cert: Path, key: Path
             "log_type warning",
             "log_type notice",
             "connection_messages true",
-            f"user {getpass.getuser()}",  # as root, mosquitto would switch to a user that cannot read the keys
+            # Started as root, mosquitto would switch to a user that cannot read our 0600 keys.
+            f"user {getpass.getuser()}",
             "allow_anonymous false",
             f"acl_file {files.acl}",
             f"max_packet_size {MAX_PACKET_BYTES}",
@@ -157,7 +160,7 @@ def reload(files: BrokerFiles) -> None:
 
 
 def refresh_broker(state_dir: Path) -> None:
-    """Re-render the ACL from the registry and reload the broker (after provisioning or revoking)."""
+    """Re-render the ACL from the registry and reload the broker, after (de)provisioning."""
     import boto3
 
     from cloud.local.stackinfo import StackInfo

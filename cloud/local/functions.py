@@ -33,8 +33,9 @@ class LocalContext:
 class LocalFunctions:
     """Builds each handler once (like a warm Lambda container) and invokes it synchronously."""
 
-    def __init__(self, specs: Mapping[str, FunctionSpec], boto3_kwargs: Mapping[str, str],
-                 log_path: Path) -> None:
+    def __init__(
+        self, specs: Mapping[str, FunctionSpec], boto3_kwargs: Mapping[str, str], log_path: Path
+    ) -> None:
         self._specs = dict(specs)
         self._boto3_kwargs = dict(boto3_kwargs)
         self._log_path = log_path

@@ -41,7 +41,9 @@ class MessageContext:
     _json_error: str | None = field(default=None, compare=False)
 
     @classmethod
-    def create(cls, topic: str, payload: bytes, client_id: str, timestamp_ms: int) -> MessageContext:
+    def create(
+        cls, topic: str, payload: bytes, client_id: str, timestamp_ms: int
+    ) -> MessageContext:
         import json
 
         try:
@@ -71,7 +73,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         match = _TOKEN_RE.match(text, pos)
         if not match or match.end() == pos:
-            raise IotSqlError(f"unsupported IoT SQL near {text[pos:pos + 20]!r}")
+            raise IotSqlError(f"unsupported IoT SQL near {text[pos : pos + 20]!r}")
         kind = match.lastgroup or ""
         tokens.append((kind, match.group(kind)))
         pos = match.end()
@@ -88,8 +90,14 @@ def _unquote(literal: str) -> str:
 
 def _java_to_strftime(pattern: str) -> str:
     out = pattern
-    for java, py in (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"),
-                     ("ss", "%S")):
+    for java, py in (
+        ("yyyy", "%Y"),
+        ("MM", "%m"),
+        ("dd", "%d"),
+        ("HH", "%H"),
+        ("mm", "%M"),
+        ("ss", "%S"),
+    ):
         out = out.replace(java, py)
     return out
 
@@ -159,7 +167,7 @@ class _Parser:
         return False
 
     def expect(self, value: str) -> None:
-        kind, text = self.take()
+        _, text = self.take()
         if text.upper() != value:
             raise IotSqlError(f"expected {value!r} in IoT SQL, found {text!r}")
 
@@ -404,5 +412,5 @@ def _template_parts(template: str) -> list[tuple[str, str | None]]:
             index += 1
         else:
             raise IotSqlError(f"unclosed substitution in template {template!r}")
-        parts.append((template[pos:start], template[start + 2:index]))
+        parts.append((template[pos:start], template[start + 2 : index]))
         pos = index + 1

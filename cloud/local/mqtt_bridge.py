@@ -28,15 +28,28 @@ class MqttBridge:
     the order the broker delivered them, while different things proceed in parallel.
     """
 
-    def __init__(self, *, host: str, port: int, client_id: str, cert: Path, key: Path, ca: Path,
-                 handler: MessageHandler, workers: int = 4, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: str,
+        cert: Path,
+        key: Path,
+        ca: Path,
+        handler: MessageHandler,
+        workers: int = 4,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
         self._handler = handler
         self._connected = threading.Event()
         self._stopped = threading.Event()
         self._failure: str | None = None
         self._pending = 0
         self._idle = threading.Condition()
-        self._queues: list[queue.Queue[tuple[str, bytes] | None]] = [queue.Queue() for _ in range(workers)]
+        self._queues: list[queue.Queue[tuple[str, bytes] | None]] = [
+            queue.Queue() for _ in range(workers)
+        ]
         self._threads = [
             threading.Thread(target=self._work, args=(q,), name=f"rules-worker-{i}", daemon=True)
             for i, q in enumerate(self._queues)
@@ -93,12 +106,14 @@ class MqttBridge:
             )
         packet = mqtt5.SubscribePacket(
             subscriptions=[
-                mqtt5.Subscription(topic_filter=f, qos=mqtt5.QoS.AT_LEAST_ONCE) for f in topic_filters
+                mqtt5.Subscription(topic_filter=f, qos=mqtt5.QoS.AT_LEAST_ONCE)
+                for f in topic_filters
             ]
         )
         suback = self._client.subscribe(packet).result(timeout_s)
         refused = [
-            (f, code) for f, code in zip(topic_filters, suback.reason_codes, strict=False)
+            (f, code)
+            for f, code in zip(topic_filters, suback.reason_codes, strict=False)
             if int(code) >= 0x80
         ]
         if refused:

@@ -104,7 +104,11 @@ class ChildProcess:
 
 def find_mosquitto() -> str:
     """Path of the mosquitto binary, or a plain error saying how to install it."""
-    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+    for candidate in (
+        shutil.which("mosquitto"),
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise ProcessStartError(

@@ -42,9 +42,7 @@ def create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
             }
             for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         ]
-        s3.put_bucket_encryption(
-            Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
-        )
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if "PublicAccessBlockConfiguration" in props:
         s3.put_public_access_block(
             Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]

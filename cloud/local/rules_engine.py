@@ -50,7 +50,7 @@ class EngineStats:
 
 
 class RulesEngine:
-    """Evaluates rules and performs their S3 and Lambda actions, with the error action on failure."""
+    """Evaluates rules and performs their S3 and Lambda actions, or the error action."""
 
     def __init__(
         self,
@@ -106,7 +106,7 @@ class RulesEngine:
         failures: list[tuple[str, str, str]] = []
         done = 0
         for action in rule.spec.actions:
-            (kind, params), = action.items()
+            ((kind, params),) = action.items()
             try:
                 self._perform(kind, params, ctx, selected)
                 done += 1
@@ -120,8 +120,13 @@ class RulesEngine:
             self._error_action(rule, ctx, topic, failures)
         return done
 
-    def _perform(self, kind: str, params: dict[str, Any], ctx: MessageContext,
-                 selected: bytes | dict[str, Any]) -> None:
+    def _perform(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        ctx: MessageContext,
+        selected: bytes | dict[str, Any],
+    ) -> None:
         body = selected if isinstance(selected, bytes) else json.dumps(selected).encode()
         if kind == "S3":
             key = render_template(params["Key"], ctx)
@@ -129,8 +134,15 @@ class RulesEngine:
                 response = self._s3.put_object(Bucket=params["BucketName"], Key=key, Body=body)
             except Exception as exc:  # any client failure is an action failure, as in AWS
                 raise ActionError(f"S3 put_object {key} failed: {exc}") from exc
-            self._on_event("s3", {"key": key, "bytes": len(body),
-                                  "version": response.get("VersionId"), "topic": ctx.topic})
+            self._on_event(
+                "s3",
+                {
+                    "key": key,
+                    "bytes": len(body),
+                    "version": response.get("VersionId"),
+                    "topic": ctx.topic,
+                },
+            )
             return
         if kind == "Lambda":
             try:
@@ -155,8 +167,13 @@ class RulesEngine:
             self._on_event("lambda", {"function": arn, "result": result})
             return
 
-    def _error_action(self, rule: CompiledRule, ctx: MessageContext, topic: str,
-                      failures: list[tuple[str, str, str]]) -> None:
+    def _error_action(
+        self,
+        rule: CompiledRule,
+        ctx: MessageContext,
+        topic: str,
+        failures: list[tuple[str, str, str]],
+    ) -> None:
         error_action = rule.spec.error_action
         document = {
             "ruleName": rule.spec.name,
@@ -172,14 +189,17 @@ class RulesEngine:
         log.warning("rule %s failed on %s: %s", rule.spec.name, topic, failures)
         if not error_action:
             return
-        (kind, params), = error_action.items()
+        ((kind, params),) = error_action.items()
         if kind != "S3":
             log.error("error action %s is not supported locally", kind)
             return
-        error_ctx = MessageContext.create(ctx.topic, json.dumps(document).encode(), ctx.client_id,
-                                          ctx.timestamp_ms)
+        error_ctx = MessageContext.create(
+            ctx.topic, json.dumps(document).encode(), ctx.client_id, ctx.timestamp_ms
+        )
         key = render_template(params["Key"], error_ctx)
-        self._s3.put_object(Bucket=params["BucketName"], Key=key, Body=json.dumps(document).encode())
+        self._s3.put_object(
+            Bucket=params["BucketName"], Key=key, Body=json.dumps(document).encode()
+        )
         with self._lock:
             self.stats.actions["ErrorAction"] += 1
         self._on_event("error-action", {"key": key, "rule": rule.spec.name, "failures": failures})

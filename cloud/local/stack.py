@@ -30,8 +30,12 @@ EventSink = Callable[[str, dict[str, Any]], None]
 class LocalStack:
     """Starts and stops the local stack; use as a context manager so everything always stops."""
 
-    def __init__(self, state_dir: Path, on_event: EventSink | None = None,
-                 template: LocalTemplate | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        on_event: EventSink | None = None,
+        template: LocalTemplate | None = None,
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.on_event = on_event
         self.template = template or LocalTemplate()
@@ -52,13 +56,17 @@ class LocalStack:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self.ca = CertificateAuthority.create_or_load(self.state_dir / "ca")
             broker_dir = self.state_dir / "broker"
-            server = self.ca.issue_server_certificate("broker", ["127.0.0.1", "localhost"], broker_dir)
+            server = self.ca.issue_server_certificate(
+                "broker", ["127.0.0.1", "localhost"], broker_dir
+            )
             engine_cert = self.ca.issue_client_certificate(
                 RULES_ENGINE_IDENTITY, self.state_dir / "rules-engine"
             )
 
             aws_port = free_port()
-            self.moto = ChildProcess("moto server", moto_argv(aws_port), self.state_dir / "logs" / "moto.log")
+            self.moto = ChildProcess(
+                "moto server", moto_argv(aws_port), self.state_dir / "logs" / "moto.log"
+            )
             endpoint = f"http://127.0.0.1:{aws_port}"
             self.moto.start(lambda: http_ready(endpoint + "/moto-api/"))
 
@@ -90,15 +98,21 @@ class LocalStack:
             )
             info = StackInfo(**{**info.__dict__, "broker_pid": self.broker.process.pid})
 
-            functions = LocalFunctions(self.template.functions(), kwargs,
-                                       self.state_dir / "logs" / "functions.log")
-            self.engine = RulesEngine(self.template.topic_rules(), clients["s3"], functions.invoke,
-                                      on_event=self.on_event)
+            functions = LocalFunctions(
+                self.template.functions(), kwargs, self.state_dir / "logs" / "functions.log"
+            )
+            self.engine = RulesEngine(
+                self.template.topic_rules(), clients["s3"], functions.invoke, on_event=self.on_event
+            )
             from cloud.local.mqtt_bridge import MqttBridge
 
             self.bridge = MqttBridge(
-                host=info.broker_host, port=info.broker_port, client_id=RULES_ENGINE_IDENTITY,
-                cert=engine_cert.cert_path, key=engine_cert.key_path, ca=self.ca.cert_path,
+                host=info.broker_host,
+                port=info.broker_port,
+                client_id=RULES_ENGINE_IDENTITY,
+                cert=engine_cert.cert_path,
+                key=engine_cert.key_path,
+                ca=self.ca.cert_path,
                 handler=self.engine.handle,
             )
             self.bridge.start(self.engine.subscriptions())
@@ -130,8 +144,12 @@ class LocalStack:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # ---------- helpers for tools running inside the stack's process ----------

@@ -102,7 +102,9 @@ class LocalTemplate:
             return self.arn(logical_id)
         if attribute in ("Name", "TableName"):
             return self.physical_name(logical_id)
-        raise TemplateError(f"{self.path}: !GetAtt {logical_id}.{attribute} is not resolved locally")
+        raise TemplateError(
+            f"{self.path}: !GetAtt {logical_id}.{attribute} is not resolved locally"
+        )
 
     def resolve(self, value: Any) -> Any:
         """Resolve intrinsic functions inside a property value."""
@@ -111,7 +113,7 @@ class LocalTemplate:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self._pseudo(str(arg))
             if key == "Fn::GetAtt":
@@ -168,11 +170,9 @@ class LocalTemplate:
 
     def functions(self) -> dict[str, FunctionSpec]:
         """Functions by local ARN, with their environment merged from Globals."""
-        global_env = (
-            self.resolve(
-                self.document.get("Globals", {}).get("Function", {}).get("Environment", {})
-            ).get("Variables", {})
-        )
+        global_env = self.resolve(
+            self.document.get("Globals", {}).get("Function", {}).get("Environment", {})
+        ).get("Variables", {})
         out: dict[str, FunctionSpec] = {}
         for logical_id in self.of_type("AWS::Serverless::Function"):
             props = self.properties(logical_id)

@@ -1,0 +1,59 @@
+# Chantier Connecté — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_ARGS ?=
+
+.PHONY: demo test unit functional e2e lint bench install mosquitto clean package
+
+demo: install mosquitto
+	$(VENV)/bin/chantier demo $(DEMO_ARGS)
+
+test: install mosquitto lint
+	$(PY) -m pytest tests/unit tests/functional tests/e2e -q
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+functional: install mosquitto
+	$(PY) -m pytest tests/functional -q
+
+e2e: install mosquitto
+	$(PY) -m pytest tests/e2e -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy chantier device cloud provisioning
+	$(VENV)/bin/cfn-lint cloud/template.yaml
+
+bench: install mosquitto
+	@set -e; for script in tests/benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script; done
+
+install: $(STAMP)
+
+# Re-installs only when the package definition changes, so a second run is fast.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+		{ echo "Python 3.11 or newer is needed: found $$($(PYTHON) --version 2>&1)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+		{ echo "Could not create $(VENV): install the venv module (apt-get install python3-venv)"; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]' || \
+		{ echo "Installing the Python packages failed: check access to the package index"; exit 1; }
+	@touch $(STAMP)
+
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || bash scripts/install-mosquitto.sh
+
+# Lambda code for `sam deploy` (see docs/deploy.md).
+package: install
+	rm -rf build/lambda && mkdir -p build/lambda
+	cp -r chantier cloud build/lambda/
+	rm -rf build/lambda/cloud/local
+	$(PY) -m pip install --quiet --target build/lambda --platform manylinux2014_aarch64 \
+		--only-binary=:all: --python-version 3.12 pydantic
+
+clean:
+	rm -rf $(VENV) state build .pytest_cache .mypy_cache .ruff_cache
