@@ -35,7 +35,7 @@ class IngestService:
     metrics: Metrics
 
     def handle(self, event: Any) -> dict[str, Any]:
-        if isinstance(event, dict) and "readings" not in event and "uptime" in event:
+        if isinstance(event, dict) and event.get("kind") == "health":
             return self._health(event)
         return self._telemetry(event)
 
@@ -86,6 +86,7 @@ class IngestService:
 
     def _health(self, event: dict[str, Any]) -> dict[str, Any]:
         transitions = self.alerts.process_health(event)
+        self.metrics.add_metric(name="health_received", unit=MetricUnit.Count, value=1)
         self.logger.info(
             "health", extra={"thing": event.get("thing"), "transitions": len(transitions)}
         )

@@ -1,0 +1,341 @@
+"""`chantier demo`: a simulated site running through the whole pipeline on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from cloud.local.stackinfo import state_dir
+
+# Equipment of the demo site, in the order machines are added; the first one overheats.
+FLEET = (
+    ("exc", "excavator"),
+    ("crane", "crane"),
+    ("gen", "generator"),
+    ("mixer", "concrete-mixer"),
+    ("comp", "compressor"),
+    ("cabin", "site-cabin"),
+)
+SITE = "demo-lyon"
+BASIC_INGEST_PREFIX = "$aws/rules/chantier_{kind}/"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    devices: int = 3
+    duration_s: float = 60.0
+    seed: int = 7
+    batch_age_s: float = 5.0
+    state: Path = field(default_factory=state_dir)
+    overheat_at_s: float = 5.0
+
+
+@dataclass
+class DemoSummary:
+    published: int = 0
+    acked: int = 0
+    refused: int = 0
+    raw_objects: int = 0
+    raw_versions: int = 0
+    error_objects: int = 0
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.published > 0 and self.refused == 0 and self.raw_objects > 0
+
+
+def machines(count: int) -> list[tuple[str, str]]:
+    """Thing names and equipment for `count` machines: exc-01, crane-01, gen-01, ..."""
+    out = []
+    for index in range(count):
+        prefix, equipment = FLEET[index % len(FLEET)]
+        out.append((f"{prefix}-{index // len(FLEET) + 1:02d}", equipment))
+    return out
+
+
+class Printer:
+    """Progress lines for a person watching; thread-safe, one line per event."""
+
+    def __init__(self, stream: TextIO, started: float) -> None:
+        self._stream = stream
+        self._started = started
+        self._lock = threading.Lock()
+
+    def line(self, symbol: str, text: str) -> None:
+        with self._lock:
+            elapsed = time.monotonic() - self._started
+            print(f"[{elapsed:5.1f}s] {symbol} {text}", file=self._stream, flush=True)
+
+
+def _agent_config(
+    thing: str,
+    equipment: str,
+    bundle: Path,
+    endpoint: tuple[str, int],
+    opts: DemoOptions,
+    overheat: bool,
+) -> Any:
+    from device.config import AgentConfig, FaultConfig, SensorConfig
+
+    faults: tuple[FaultConfig, ...] = ()
+    if overheat:
+        # Long enough to pass the rule's `for` delay, short enough to see the alert clear.
+        faults = (
+            FaultConfig(
+                kind="overheat",
+                start_s=opts.overheat_at_s,
+                duration_s=max(25.0, opts.duration_s / 2),
+            ),
+        )
+    sensors: list[SensorConfig] = [SensorConfig(name="ambient", seed=opts.seed)]
+    if equipment != "site-cabin":
+        sensors.insert(0, SensorConfig(name="engine", seed=opts.seed, faults=faults))
+    return AgentConfig(
+        thing=thing,
+        site=SITE,
+        equipment=equipment,
+        endpoint=endpoint[0],
+        port=endpoint[1],
+        cert=bundle / f"{thing}.pem",
+        key=bundle / f"{thing}.key",
+        ca=bundle / "root-ca.pem",
+        topic_prefix=BASIC_INGEST_PREFIX,
+        state_dir=opts.state / "devices" / thing / "agent",
+        batch_max_age_s=opts.batch_age_s,
+        health_interval_s=max(5.0, opts.batch_age_s * 3),
+        clock_sync="assume-synced",
+        sensors=tuple(sensors),
+        source=f"demo:{thing}",
+    )
+
+
+def _watch_alerts(table: Any, seen: dict[str, str], printer: Printer) -> None:
+    response = table.scan(
+        FilterExpression="attribute_exists(#s)", ExpressionAttributeNames={"#s": "state"}
+    )
+    for item in response.get("Items", []):
+        key = f"{item.get('thing')}/{item.get('sensorId')}/{item.get('rule')}"
+        state = str(item.get("state"))
+        if seen.get(key, "NORMAL") != state:
+            symbol = "!!" if state == "ACTIVE" else "ok" if state == "NORMAL" else ".."
+            printer.line(
+                symbol,
+                f"alert {key}: {seen.get(key, 'NORMAL')} -> {state} "
+                f"({item.get('severity', '')}, value {item.get('value')})",
+            )
+        seen[key] = state
+
+
+def run_demo(
+    opts: DemoOptions, stream: TextIO = sys.stdout, stop: threading.Event | None = None
+) -> DemoSummary:
+    """Run the demo; returns its summary. Setting `stop` ends it early and cleanly."""
+    from device.agent import Agent
+    from provisioning.backends import LocalBackend
+    from provisioning.registry import Registry
+    from provisioning.service import DeviceSpec, Provisioner
+
+    from cloud.local.stack import LocalStack
+
+    stop = stop or threading.Event()
+    printer = Printer(stream, time.monotonic())
+    summary = DemoSummary()
+
+    def on_stack_event(kind: str, details: dict[str, Any]) -> None:
+        if kind == "s3":
+            printer.line("<-", f"landed s3://…/{details['key']} ({details['bytes']} B)")
+        elif kind == "error-action":
+            printer.line("xx", f"rule {details['rule']} failed, kept {details['key']}")
+
+    printer.line("..", f"starting the local stack in {opts.state}")
+    with LocalStack(opts.state, on_event=on_stack_event) as stack:
+        info = stack.info
+        assert info is not None
+        printer.line(
+            "ok",
+            f"broker mqtts://{info.broker_host}:{info.broker_port}, AWS APIs {info.aws_endpoint}",
+        )
+        backend = LocalBackend(
+            stack.ca,
+            Registry(stack.client("iot")),
+            (info.broker_host, info.broker_port),
+            refresh=stack.refresh_broker,
+            policy_document=stack.template.iot_policy_document("chantier-device"),
+        )
+        provisioner = Provisioner(backend, opts.state / "devices")
+        fleet = machines(opts.devices)
+        configs = []
+        for index, (thing, equipment) in enumerate(fleet):
+            result = provisioner.provision(
+                DeviceSpec(thing, SITE, equipment), force=True, create_site=True
+            )
+            printer.line(
+                "ok",
+                f"provisioned {thing} ({equipment}), certificate {result.certificate_id[:12]}…",
+            )
+            configs.append(
+                _agent_config(
+                    thing,
+                    equipment,
+                    result.bundle_dir,
+                    (info.broker_host, info.broker_port),
+                    opts,
+                    index == 0,
+                )
+            )
+        time.sleep(0.3)  # let Mosquitto re-read its ACL before the first connection
+
+        agents: list[Agent] = []
+        threads: list[threading.Thread] = []
+        for config in configs:
+            agent = Agent(config, on_event=_agent_printer(config.thing, printer))
+            agents.append(agent)
+            thread = threading.Thread(target=agent.run, args=(stop,), name=f"agent-{config.thing}")
+            threads.append(thread)
+            thread.start()
+        printer.line(
+            "..",
+            f"{len(agents)} machines running for {opts.duration_s:.0f} s "
+            f"(batches every {opts.batch_age_s:.0f} s; Ctrl-C stops)",
+        )
+
+        alerts_table = stack.resource("dynamodb").Table(info.alerts_table)
+        seen: dict[str, str] = {}
+        deadline = time.monotonic() + opts.duration_s
+        while not stop.wait(1.0) and time.monotonic() < deadline:
+            _watch_alerts(alerts_table, seen, printer)
+        stop.set()
+        for thread in threads:
+            thread.join(15.0)
+        stack.drain(10.0)
+        _watch_alerts(alerts_table, seen, printer)
+        _summarise(stack, agents, summary, info)
+    _print_summary(summary, printer, stream)
+    return summary
+
+
+def _agent_printer(thing: str, printer: Printer) -> Callable[[str, dict[str, Any]], None]:
+    def on_event(kind: str, details: dict[str, Any]) -> None:
+        if kind == "published":
+            printer.line(
+                "->",
+                f"{thing} published batch {details.get('seq')} "
+                f"({details.get('readings')} readings, {details.get('priority')})",
+            )
+        elif kind == "refused":
+            printer.line(
+                "xx",
+                f"{thing} batch {details.get('seq')} refused by the broker: "
+                f"{details.get('reason')}",
+            )
+        elif kind in ("connected", "disconnected", "sensor-error"):
+            printer.line("..", f"{thing} {kind}")
+
+    return on_event
+
+
+def _summarise(stack: Any, agents: list[Any], summary: DemoSummary, info: Any) -> None:
+    for agent in agents:
+        stats = agent.stats()
+        summary.devices[agent.config.thing] = stats
+        summary.published += int(stats.get("batches_published", 0))
+        summary.acked += int(stats.get("batches_acked", 0))
+        summary.refused += int(stats.get("batches_refused", 0))
+    s3 = stack.client("s3")
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=info.raw_bucket):
+        for version in page.get("Versions", []):
+            if version["Key"].startswith("raw/"):
+                summary.raw_versions += 1
+                summary.raw_objects += int(bool(version["IsLatest"]))
+            elif version["Key"].startswith("errors/"):
+                summary.error_objects += int(bool(version["IsLatest"]))
+    table = stack.resource("dynamodb").Table(info.alerts_table)
+    items = table.scan(
+        FilterExpression="attribute_exists(#s)", ExpressionAttributeNames={"#s": "state"}
+    ).get("Items", [])
+    summary.alerts = sorted(items, key=lambda i: (str(i.get("thing")), str(i.get("rule"))))
+
+
+def _print_summary(summary: DemoSummary, printer: Printer, stream: TextIO) -> None:
+    printer.line("==", "summary")
+    print(
+        f"  batches published {summary.published}, acknowledged {summary.acked}, "
+        f"refused {summary.refused}",
+        file=stream,
+    )
+    print(
+        f"  raw objects in S3 {summary.raw_objects} ({summary.raw_versions} versions), "
+        f"kept under errors/ {summary.error_objects}",
+        file=stream,
+    )
+    for thing, stats in summary.devices.items():
+        print(
+            f"  {thing:<10} readings {stats.get('readings', 0):>4}  "
+            f"acked batches {stats.get('batches_acked', 0):>3}  "
+            f"queue {stats.get('queue_depth', 0):>3}",
+            file=stream,
+        )
+    if not summary.alerts:
+        print("  alerts: none", file=stream)
+    for item in summary.alerts:
+        print(
+            f"  alert {item.get('thing')}/{item.get('sensorId')}/{item.get('rule')}: "
+            f"{item.get('state')} ({item.get('severity', '')})",
+            file=stream,
+        )
+
+
+def _command(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    opts = DemoOptions(
+        devices=args.devices,
+        duration_s=args.duration,
+        seed=args.seed,
+        batch_age_s=args.batch_age,
+        state=Path(args.state_dir).resolve(),
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        print(f"\nstopping ({signal.Signals(signum).name})…", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    summary = run_demo(opts, stop=stop)
+    if not summary.ok:
+        print("demo finished with problems: see the summary above and state/logs/", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "demo", help="provision a simulated site and watch the pipeline", description=__doc__
+    )
+    parser.add_argument("--devices", type=int, default=3, help="simulated machines (default 3)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the simulated sensors")
+    parser.add_argument(
+        "--batch-age",
+        type=float,
+        default=5.0,
+        help="seconds a batch may wait before it is sent (agent default is 60)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=str(state_dir()),
+        help="where keys, logs and queues go (default ./state)",
+    )
+    parser.set_defaults(func=_command)
