@@ -141,12 +141,11 @@ def run_demo(
     opts: DemoOptions, stream: TextIO = sys.stdout, stop: threading.Event | None = None
 ) -> DemoSummary:
     """Run the demo; returns its summary. Setting `stop` ends it early and cleanly."""
+    from cloud.local.stack import LocalStack
     from device.agent import Agent
     from provisioning.backends import LocalBackend
     from provisioning.registry import Registry
     from provisioning.service import DeviceSpec, Provisioner
-
-    from cloud.local.stack import LocalStack
 
     stop = stop or threading.Event()
     printer = Printer(stream, time.monotonic())
