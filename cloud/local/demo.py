@@ -16,17 +16,7 @@ from typing import Any, TextIO
 
 from cloud.local.stackinfo import state_dir
 
-# Equipment of the demo site, in the order machines are added; the first one overheats.
-FLEET = (
-    ("exc", "excavator"),
-    ("crane", "crane"),
-    ("gen", "generator"),
-    ("mixer", "concrete-mixer"),
-    ("comp", "compressor"),
-    ("cabin", "site-cabin"),
-)
 SITE = "demo-lyon"
-BASIC_INGEST_PREFIX = "$aws/rules/chantier_{kind}/"
 
 
 @dataclass(frozen=True)
@@ -55,15 +45,6 @@ class DemoSummary:
         return self.published > 0 and self.refused == 0 and self.raw_objects > 0
 
 
-def machines(count: int) -> list[tuple[str, str]]:
-    """Thing names and equipment for `count` machines: exc-01, crane-01, gen-01, ..."""
-    out = []
-    for index in range(count):
-        prefix, equipment = FLEET[index % len(FLEET)]
-        out.append((f"{prefix}-{index // len(FLEET) + 1:02d}", equipment))
-    return out
-
-
 class Printer:
     """Progress lines for a person watching; thread-safe, one line per event."""
 
@@ -76,48 +57,6 @@ class Printer:
         with self._lock:
             elapsed = time.monotonic() - self._started
             print(f"[{elapsed:5.1f}s] {symbol} {text}", file=self._stream, flush=True)
-
-
-def _agent_config(
-    thing: str,
-    equipment: str,
-    bundle: Path,
-    endpoint: tuple[str, int],
-    opts: DemoOptions,
-    overheat: bool,
-) -> Any:
-    from device.config import AgentConfig, FaultConfig, SensorConfig
-
-    faults: tuple[FaultConfig, ...] = ()
-    if overheat:
-        # Long enough to pass the rule's `for` delay, short enough to see the alert clear.
-        faults = (
-            FaultConfig(
-                kind="overheat",
-                start_s=opts.overheat_at_s,
-                duration_s=max(25.0, opts.duration_s / 2),
-            ),
-        )
-    sensors: list[SensorConfig] = [SensorConfig(name="ambient", seed=opts.seed)]
-    if equipment != "site-cabin":
-        sensors.insert(0, SensorConfig(name="engine", seed=opts.seed, faults=faults))
-    return AgentConfig(
-        thing=thing,
-        site=SITE,
-        equipment=equipment,
-        endpoint=endpoint[0],
-        port=endpoint[1],
-        cert=bundle / f"{thing}.pem",
-        key=bundle / f"{thing}.key",
-        ca=bundle / "root-ca.pem",
-        topic_prefix=BASIC_INGEST_PREFIX,
-        state_dir=opts.state / "devices" / thing / "agent",
-        batch_max_age_s=opts.batch_age_s,
-        health_interval_s=max(5.0, opts.batch_age_s * 3),
-        clock_sync="assume-synced",
-        sensors=tuple(sensors),
-        source=f"demo:{thing}",
-    )
 
 
 def _watch_alerts(table: Any, seen: dict[str, str], printer: Printer) -> None:
@@ -141,11 +80,10 @@ def run_demo(
     opts: DemoOptions, stream: TextIO = sys.stdout, stop: threading.Event | None = None
 ) -> DemoSummary:
     """Run the demo; returns its summary. Setting `stop` ends it early and cleanly."""
+    from cloud.local.fleet import agent_config, fleet_names, provision_machine, provisioner
     from cloud.local.stack import LocalStack
     from device.agent import Agent
-    from provisioning.backends import LocalBackend
-    from provisioning.registry import Registry
-    from provisioning.service import DeviceSpec, Provisioner
+    from device.config import FaultConfig
 
     stop = stop or threading.Event()
     printer = Printer(stream, time.monotonic())
@@ -165,32 +103,28 @@ def run_demo(
             "ok",
             f"broker mqtts://{info.broker_host}:{info.broker_port}, AWS APIs {info.aws_endpoint}",
         )
-        backend = LocalBackend(
-            stack.ca,
-            Registry(stack.client("iot")),
-            (info.broker_host, info.broker_port),
-            refresh=stack.refresh_broker,
-            policy_document=stack.template.iot_policy_document("chantier-device"),
-        )
-        provisioner = Provisioner(backend, opts.state / "devices")
-        fleet = machines(opts.devices)
+        service = provisioner(stack)
         configs = []
-        for index, (thing, equipment) in enumerate(fleet):
-            result = provisioner.provision(
-                DeviceSpec(thing, SITE, equipment), force=True, create_site=True
-            )
+        for index, (thing, equipment) in enumerate(fleet_names(opts.devices)):
+            machine, certificate_id = provision_machine(stack, thing, SITE, equipment, service)
             printer.line(
-                "ok",
-                f"provisioned {thing} ({equipment}), certificate {result.certificate_id[:12]}…",
+                "ok", f"provisioned {thing} ({equipment}), certificate {certificate_id[:12]}…"
+            )
+            # Long enough to pass the rule's `for` delay, short enough to see the alert clear.
+            faults = (
+                (
+                    FaultConfig(
+                        kind="overheat",
+                        start_s=opts.overheat_at_s,
+                        duration_s=max(25.0, opts.duration_s / 2),
+                    ),
+                )
+                if index == 0
+                else ()
             )
             configs.append(
-                _agent_config(
-                    thing,
-                    equipment,
-                    result.bundle_dir,
-                    (info.broker_host, info.broker_port),
-                    opts,
-                    index == 0,
+                agent_config(
+                    machine, stack, seed=opts.seed, batch_age_s=opts.batch_age_s, faults=faults
                 )
             )
         time.sleep(0.3)  # let Mosquitto re-read its ACL before the first connection

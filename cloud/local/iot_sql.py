@@ -47,7 +47,8 @@ class MessageContext:
         import json
 
         try:
-            document, error = json.loads(payload), None
+            # IoT Core's JSON has no NaN or Infinity: such a payload is not JSON to a rule.
+            document, error = json.loads(payload, parse_constant=_no_constant), None
         except (ValueError, UnicodeDecodeError) as exc:
             document, error = None, f"payload is not JSON: {exc}"
         return cls(topic, payload, client_id, timestamp_ms, document, error)
@@ -56,6 +57,10 @@ class MessageContext:
         if self._json_error is not None:
             raise EvaluationError(self._json_error)
         return self._json
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 _TOKEN_RE = re.compile(

@@ -1,0 +1,117 @@
+"""Simulated machines on the local stack: provisioning them and building their agent config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cloud.local.stack import LocalStack
+
+# Equipment of a simulated site, in the order machines are added.
+FLEET = (
+    ("exc", "excavator"),
+    ("crane", "crane"),
+    ("gen", "generator"),
+    ("mixer", "concrete-mixer"),
+    ("comp", "compressor"),
+    ("cabin", "site-cabin"),
+)
+BASIC_INGEST_PREFIX = "$aws/rules/chantier_{kind}/"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A provisioned machine and where its bundle is."""
+
+    thing: str
+    site: str
+    equipment: str
+    bundle: Path
+
+    @property
+    def cert(self) -> Path:
+        return self.bundle / f"{self.thing}.pem"
+
+    @property
+    def key(self) -> Path:
+        return self.bundle / f"{self.thing}.key"
+
+    @property
+    def ca(self) -> Path:
+        return self.bundle / "root-ca.pem"
+
+
+def fleet_names(count: int) -> list[tuple[str, str]]:
+    """Thing names and equipment for `count` machines: exc-01, crane-01, gen-01, ..."""
+    out = []
+    for index in range(count):
+        prefix, equipment = FLEET[index % len(FLEET)]
+        out.append((f"{prefix}-{index // len(FLEET) + 1:02d}", equipment))
+    return out
+
+
+def provisioner(stack: LocalStack) -> Any:
+    """The provisioning service in local mode, bound to this running stack."""
+    from provisioning.backends import LocalBackend
+    from provisioning.registry import Registry
+    from provisioning.service import Provisioner
+
+    info = stack.info
+    assert info is not None, "stack not started"
+    backend = LocalBackend(
+        stack.ca,
+        Registry(stack.client("iot")),
+        (info.broker_host, info.broker_port),
+        refresh=stack.refresh_broker,
+        policy_document=stack.template.iot_policy_document("chantier-device"),
+    )
+    return Provisioner(backend, Path(info.state_dir) / "devices")
+
+
+def provision_machine(
+    stack: LocalStack, thing: str, site: str, equipment: str, service: Any = None
+) -> tuple[Machine, str]:
+    """Register the thing, issue its certificate, write its bundle; returns it and the cert id."""
+    from provisioning.service import DeviceSpec
+
+    service = service or provisioner(stack)
+    result = service.provision(DeviceSpec(thing, site, equipment), force=True, create_site=True)
+    return Machine(thing, site, equipment, result.bundle_dir), result.certificate_id
+
+
+def agent_config(
+    machine: Machine,
+    stack: LocalStack,
+    *,
+    seed: int,
+    batch_age_s: float,
+    faults: tuple[Any, ...] = (),
+    run_id: str | None = None,
+) -> Any:
+    """Agent settings for a simulated machine publishing through Basic Ingest, as in AWS."""
+    from device.config import AgentConfig, SensorConfig
+
+    info = stack.info
+    assert info is not None, "stack not started"
+    sensors: list[SensorConfig] = [SensorConfig(name="ambient", seed=seed)]
+    if machine.equipment != "site-cabin":
+        sensors.insert(0, SensorConfig(name="engine", seed=seed, faults=faults))
+    return AgentConfig(
+        thing=machine.thing,
+        site=machine.site,
+        equipment=machine.equipment,
+        endpoint=info.broker_host,
+        port=info.broker_port,
+        cert=machine.cert,
+        key=machine.key,
+        ca=machine.ca,
+        topic_prefix=BASIC_INGEST_PREFIX,
+        state_dir=Path(info.state_dir) / "devices" / machine.thing / "agent",
+        batch_max_age_s=batch_age_s,
+        health_interval_s=max(5.0, batch_age_s * 3),
+        clock_sync="assume-synced",
+        run_id=run_id,
+        sensors=tuple(sensors),
+        source=f"simulated:{machine.thing}",
+    )
