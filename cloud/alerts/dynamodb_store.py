@@ -1,0 +1,331 @@
+"""AlertStore on one DynamoDB table (pk/sk, GSI ``gsi1`` on gsi1pk/gsi1sk, TTL ``expiresAt``).
+
+Item layout (single table):
+
+- alert state: pk ``THING#<thing>``, sk ``STATE#<sensor>#<rule>``; while ACTIVE, ACKNOWLEDGED
+  or LATCHED gsi1pk ``OPEN#<site>``, gsi1sk ``<thing>#<sensor>#<rule>``; while SNOOZED gsi1pk
+  ``SNOOZED``, gsi1sk ``<until ms, 13 digits>#<thing>#<sensor>#<rule>``; otherwise no gsi1 keys.
+- last seen: pk ``THING#<thing>``, sk ``SEEN``; gsi1pk ``SEEN``,
+  gsi1sk ``<last seen ms, 13 digits>#<thing>``.
+- transition: pk ``HIST#<thing>#<sensor>#<rule>``, sk ``T#<version, 10 digits>``.
+- batch marker: pk ``BATCH#<thing>#<boot>#<seq>``, sk ``BATCH``; ``expiresAt`` (TTL, epoch
+  seconds) a week later.
+
+States and the last-seen item share the machine's partition so one Query per batch loads
+everything the engine needs. Offline machines (``gsi1sk`` below a cutoff), due snoozes and open
+alerts per site are single GSI queries. State items carry plain attributes ``thing``, ``site``,
+``equipment``, ``sensorId``, ``rule``, ``severity``, ``state``, ``since``, ``value``,
+``version``, ``lastTs``, ``condition``, ``snoozedUntil``, ``updatedAt`` and ``memory`` (JSON
+text). State writes are conditional on ``version``; a state and its transitions are written in
+one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from cloud.alerts.model import OPEN_STATES, AlertKey, AlertState, State, ThingSeen, Transition
+from cloud.alerts.store import ConflictError
+
+MAX_TRANSACTION_ITEMS = 100
+_CONFLICT_CODES = {
+    "ConditionalCheckFailedException",
+    "TransactionCanceledException",
+    "TransactionConflictException",
+}
+
+
+def state_pk(thing: str) -> str:
+    return f"THING#{thing}"
+
+
+def state_sk(sensor: str, rule: str) -> str:
+    return f"STATE#{sensor}#{rule}"
+
+
+def history_pk(key: AlertKey) -> str:
+    return f"HIST#{key.thing}#{key.sensor}#{key.rule}"
+
+
+def batch_pk(thing: str, boot: str, seq: int) -> str:
+    return f"BATCH#{thing}#{boot}#{seq}"
+
+
+class DynamoAlertStore:
+    """AlertStore over a boto3 DynamoDB Table resource (``boto3.resource(...).Table(name)``)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.client = table.meta.client  # a resource's client accepts plain Python values
+
+    # ---- states --------------------------------------------------------------------------
+
+    def load_thing(self, thing: str) -> tuple[ThingSeen | None, dict[AlertKey, AlertState]]:
+        seen: ThingSeen | None = None
+        states: dict[AlertKey, AlertState] = {}
+        for item in self._query(
+            KeyConditionExpression=Key("pk").eq(state_pk(thing)), ConsistentRead=True
+        ):
+            if item["sk"] == "SEEN":
+                seen = _seen_from_item(item)
+            elif item["sk"].startswith("STATE#"):
+                state = state_from_item(item)
+                states[state.key] = state
+        return seen, states
+
+    def get_state(self, key: AlertKey) -> AlertState | None:
+        response = self.table.get_item(
+            Key={"pk": state_pk(key.thing), "sk": state_sk(key.sensor, key.rule)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else state_from_item(item)
+
+    def save_state(
+        self, state: AlertState, expected_version: int, transitions: Sequence[Transition]
+    ) -> None:
+        condition, values = _version_condition(expected_version)
+        item = state_to_item(state)
+        if not transitions:
+            extra = {"ExpressionAttributeValues": values} if values else {}
+            try:
+                self.table.put_item(Item=item, ConditionExpression=condition, **extra)
+            except ClientError as exc:
+                raise _conflict(exc, state.key, expected_version) from exc
+            return
+        # Transitions beyond one transaction are written first; they are keyed by version, so a
+        # lost race later just overwrites them with the winner's.
+        room = MAX_TRANSACTION_ITEMS - 1
+        head, tail = list(transitions[:-room]), list(transitions[-room:])
+        if head:
+            with self.table.batch_writer() as writer:
+                for transition in head:
+                    writer.put_item(Item=transition_to_item(transition))
+        put: dict[str, Any] = {
+            "TableName": self.table.name,
+            "Item": item,
+            "ConditionExpression": condition,
+        }
+        if values:
+            put["ExpressionAttributeValues"] = values
+        actions: list[dict[str, Any]] = [{"Put": put}]
+        actions += [
+            {"Put": {"TableName": self.table.name, "Item": transition_to_item(t)}} for t in tail
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            raise _conflict(exc, state.key, expected_version) from exc
+
+    def history(self, key: AlertKey, limit: int = 100) -> list[Transition]:
+        response = self.table.query(
+            KeyConditionExpression=Key("pk").eq(history_pk(key)),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [transition_from_item(item) for item in reversed(response.get("Items", []))]
+
+    def list_states(
+        self, *, site: str | None = None, thing: str | None = None, open_only: bool = True
+    ) -> list[AlertState]:
+        if thing is not None:
+            items = self._query(
+                KeyConditionExpression=Key("pk").eq(state_pk(thing))
+                & Key("sk").begins_with("STATE#")
+            )
+        elif site is not None and open_only:
+            items = self._query(
+                IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(f"OPEN#{site}")
+            )
+        else:
+            items = self._scan(FilterExpression=Attr("sk").begins_with("STATE#"))
+        states = [state_from_item(item) for item in items]
+        return sorted(
+            (
+                s
+                for s in states
+                if (site is None or s.site == site) and (not open_only or s.is_open)
+            ),
+            key=lambda s: s.key,
+        )
+
+    def snoozes_due(self, now_ms: int) -> list[AlertState]:
+        items = self._query(
+            IndexName="gsi1",
+            KeyConditionExpression=Key("gsi1pk").eq("SNOOZED")
+            & Key("gsi1sk").lt(f"{now_ms + 1:013d}"),
+        )
+        return [state_from_item(item) for item in items]
+
+    # ---- batches and last seen -----------------------------------------------------------
+
+    def batch_done(self, thing: str, boot: str, seq: int) -> bool:
+        response = self.table.get_item(
+            Key={"pk": batch_pk(thing, boot, seq), "sk": "BATCH"}, ConsistentRead=True
+        )
+        return "Item" in response
+
+    def mark_batch(self, thing: str, boot: str, seq: int, expires_at_ms: int) -> None:
+        self.table.put_item(
+            Item={
+                "pk": batch_pk(thing, boot, seq),
+                "sk": "BATCH",
+                "thing": thing,
+                "expiresAt": expires_at_ms // 1000,
+            }
+        )
+
+    def touch_thing(self, seen: ThingSeen) -> None:
+        try:
+            self.table.put_item(
+                Item={
+                    "pk": state_pk(seen.thing),
+                    "sk": "SEEN",
+                    "thing": seen.thing,
+                    "site": seen.site,
+                    "equipment": seen.equipment,
+                    "lastSeen": seen.last_seen,
+                    "gsi1pk": "SEEN",
+                    "gsi1sk": f"{seen.last_seen:013d}#{seen.thing}",
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lastSeen < :t",
+                ExpressionAttributeValues={":t": seen.last_seen},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise  # a newer last-seen is already stored otherwise, which is fine
+
+    def stale_things(self, cutoff_ms: int) -> list[ThingSeen]:
+        items = self._query(
+            IndexName="gsi1",
+            KeyConditionExpression=Key("gsi1pk").eq("SEEN") & Key("gsi1sk").lt(f"{cutoff_ms:013d}"),
+        )
+        return [_seen_from_item(item) for item in items]
+
+    # ---- paging --------------------------------------------------------------------------
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            response = self.table.query(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _scan(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            response = self.table.scan(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def state_to_item(state: AlertState) -> dict[str, Any]:
+    key = state.key
+    item: dict[str, Any] = {
+        "pk": state_pk(key.thing),
+        "sk": state_sk(key.sensor, key.rule),
+        "thing": key.thing,
+        "site": state.site,
+        "equipment": state.equipment,
+        "sensorId": key.sensor,
+        "rule": key.rule,
+        "state": str(state.state),
+        "severity": state.severity,
+        "since": state.since,
+        "value": _decimal(state.value),
+        "version": state.version,
+        "lastTs": state.last_ts,
+        "condition": state.condition,
+        "snoozedUntil": state.snoozed_until,
+        "memory": json.dumps(state.memory, separators=(",", ":")),
+        "updatedAt": state.updated_at,
+    }
+    if state.state in OPEN_STATES:
+        item["gsi1pk"] = f"OPEN#{state.site}"
+        item["gsi1sk"] = f"{key.thing}#{key.sensor}#{key.rule}"
+    elif state.state is State.SNOOZED and state.snoozed_until is not None:
+        item["gsi1pk"] = "SNOOZED"
+        item["gsi1sk"] = f"{state.snoozed_until:013d}#{key.thing}#{key.sensor}#{key.rule}"
+    return item
+
+
+def state_from_item(item: dict[str, Any]) -> AlertState:
+    return AlertState(
+        key=AlertKey(item["thing"], item["sensorId"], item["rule"]),
+        site=item.get("site", ""),
+        equipment=item.get("equipment", ""),
+        state=State(item["state"]),
+        severity=item.get("severity"),
+        since=int(item.get("since", 0)),
+        value=_float(item.get("value")),
+        version=int(item.get("version", 0)),
+        last_ts=int(item.get("lastTs", 0)),
+        condition=item.get("condition"),
+        snoozed_until=None if item.get("snoozedUntil") is None else int(item["snoozedUntil"]),
+        memory=json.loads(item.get("memory") or "{}"),
+        updated_at=int(item.get("updatedAt", 0)),
+    )
+
+
+def transition_to_item(t: Transition) -> dict[str, Any]:
+    item = t.as_dict()
+    item["value"] = _decimal(t.value)
+    item["pk"] = history_pk(t.key)
+    item["sk"] = f"T#{t.version:010d}"
+    return item
+
+
+def transition_from_item(item: dict[str, Any]) -> Transition:
+    return Transition(
+        key=AlertKey(item["thing"], item["sensorId"], item["rule"]),
+        site=item.get("site", ""),
+        from_state=State(item["from"]),
+        to_state=State(item["to"]),
+        severity=item.get("severity"),
+        at=int(item["at"]),
+        value=_float(item.get("value")),
+        who=item.get("who", ""),
+        note=item.get("note", ""),
+        reason=item.get("reason", ""),
+        version=int(item["version"]),
+        equipment=item.get("equipment", ""),
+    )
+
+
+def _seen_from_item(item: dict[str, Any]) -> ThingSeen:
+    return ThingSeen(
+        thing=item["thing"],
+        site=item.get("site", ""),
+        equipment=item.get("equipment", ""),
+        last_seen=int(item["lastSeen"]),
+    )
+
+
+def _version_condition(expected: int) -> tuple[str, dict[str, Any]]:
+    if expected == 0:
+        return "attribute_not_exists(pk)", {}
+    return "version = :expected", {":expected": expected}
+
+
+def _conflict(exc: ClientError, key: AlertKey, expected: int) -> Exception:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code not in _CONFLICT_CODES:
+        return exc
+    return ConflictError(f"{key}: stored version is not {expected} ({code})")
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    # DynamoDB numbers are decimals; going through str keeps 78.41 as 78.41, not its binary twin.
+    return None if value is None else Decimal(str(value))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

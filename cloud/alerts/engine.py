@@ -1,0 +1,424 @@
+"""The alert engine: readings, health messages, the offline schedule and operator actions in,
+state transitions out.
+
+Idempotency, so one condition gives one alert however often a batch arrives:
+
+- every (thing, sensor, rule) state remembers the newest reading time it applied
+  (``last_ts``); older or equal readings are skipped, so a redelivered batch, a retried
+  invocation or an out-of-order batch cannot replay a transition;
+- every state write is conditional on the version read (optimistic locking); a lost race is
+  re-evaluated from the stored state;
+- a batch that changed anything leaves a marker keyed on (thing, boot, seq), so a re-delivery
+  is dropped before evaluation;
+- time-driven transitions (a snooze ending, a machine going silent) come from the scheduled
+  ``check_offline`` only, never from re-processing a message.
+
+Only changes are written: a batch that moves no state, starts no ``for`` timer and rolls no
+rate bucket costs reads only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cloud.alerts import state as lifecycle
+from cloud.alerts.detectors import begin_batch, durable, observe, persistable
+from cloud.alerts.fields import field_value
+from cloud.alerts.model import AlertKey, AlertState, State, ThingSeen, Transition
+from cloud.alerts.rules import THING_SENSOR, Rule, RuleSet
+from cloud.alerts.store import AlertStore, ConflictError
+
+log = logging.getLogger(__name__)
+
+BATCH_MARKER_TTL_S = 7 * 86400  # longer than the agent's longest retry of one batch
+# Last-seen is rewritten at most this often per machine: one write per 2 min instead of one per
+# batch keeps the offline check at ~$0.03 per device-month; offline alerts fire at most this
+# much late, never early.
+SEEN_REFRESH_MS = 120_000
+MAX_ATTEMPTS = 5
+
+
+class Notifier(Protocol):
+    def notify(self, transitions: Sequence[Transition]) -> None: ...
+
+
+class UnknownRuleError(LookupError):
+    """An operator action names a rule that is not in the rules file."""
+
+
+class AlertConcurrencyError(RuntimeError):
+    """A state kept changing under the engine for MAX_ATTEMPTS tries."""
+
+
+def epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+Step = Callable[[AlertState], tuple[list[Transition], bool]]
+
+
+@dataclass
+class _Outcome:
+    transitions: list[Transition]
+    wrote: bool
+
+
+class AlertEngine:
+    """Evaluates rules against a store; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        store: AlertStore,
+        notifier: Notifier | None = None,
+        clock: Callable[[], int] = epoch_ms,
+        *,
+        batch_ttl_s: int = BATCH_MARKER_TTL_S,
+        seen_refresh_ms: int = SEEN_REFRESH_MS,
+    ) -> None:
+        self.rules = rules
+        self.store = store
+        self.notifier = notifier
+        self.clock = clock
+        self.batch_ttl_s = batch_ttl_s
+        self.seen_refresh_ms = seen_refresh_ms
+        self.notify_failures = 0
+
+    # ---- inputs from devices -------------------------------------------------------------
+
+    def process_batch(self, batch: dict[str, Any]) -> list[Transition]:
+        """Evaluate a validated schema-1 telemetry message; returns the transitions it caused."""
+        now = self.clock()
+        thing, boot, seq = batch["thing"], str(batch["boot"]), int(batch["seq"])
+        site, equipment = batch.get("site", ""), batch.get("equipment", "")
+        if self.store.batch_done(thing, boot, seq):
+            return []
+        seen, states = self.store.load_thing(thing)
+        by_sensor: dict[str, list[dict[str, Any]]] = {}
+        for reading in batch.get("readings", ()):
+            if isinstance(reading.get("sensorId"), str) and isinstance(reading.get("ts"), int):
+                by_sensor.setdefault(reading["sensorId"], []).append(reading)
+        transitions: list[Transition] = []
+        wrote = False
+        for sensor, readings in by_sensor.items():
+            readings.sort(key=_ts)
+            for rule in self.rules.sensor_rules(equipment, sensor):
+                key = AlertKey(thing, sensor, rule.id)
+                current = states.get(key) or _fresh(key, site, equipment)
+                step = self._readings_step(rule, readings, site)
+                outcome = self._commit(current, now, step)
+                transitions += outcome.transitions
+                wrote = wrote or outcome.wrote
+        newest = max((r["ts"] for rs in by_sensor.values() for r in rs), default=0)
+        evidence = max(newest, _int(batch.get("sentAt")) or 0)
+        outcome = self._alive(thing, site, equipment, seen, states, now, evidence)
+        transitions += outcome.transitions
+        if wrote or outcome.wrote:
+            self.store.mark_batch(thing, boot, seq, now + self.batch_ttl_s * 1000)
+        self._notify(transitions)
+        return transitions
+
+    def process_health(self, message: dict[str, Any]) -> list[Transition]:
+        """Evaluate an agent health message: data loss, and the machine being alive."""
+        now = self.clock()
+        thing = message["thing"]
+        seen, states = self.store.load_thing(thing)
+        site = message.get("site") or (seen.site if seen else "")
+        equipment = message.get("equipment") or (seen.equipment if seen else "")
+        ts = _int(message.get("sentAt")) or _int(message.get("ts")) or now
+        transitions: list[Transition] = []
+        dropped = dropped_counter(message)
+        if dropped is not None:
+            for rule in self.rules.thing_rules(equipment, "dataloss"):
+                key = AlertKey(thing, THING_SENSOR, rule.id)
+                current = states.get(key) or _fresh(key, site, equipment)
+                step = self._dataloss_step(rule, dropped, ts)
+                transitions += self._commit(current, now, step).transitions
+        transitions += self._alive(thing, site, equipment, seen, states, now, ts).transitions
+        self._notify(transitions)
+        return transitions
+
+    # ---- the schedule --------------------------------------------------------------------
+
+    def check_offline(self, now_ms: int | None = None) -> list[Transition]:
+        """Scheduled check: fire offline alerts for silent machines, end due snoozes."""
+        now = self.clock() if now_ms is None else now_ms
+        transitions: list[Transition] = []
+        minutes = [r.minutes for r in self._all_rules() if r.kind == "offline"]
+        if minutes:
+            cutoff = now - int(min(minutes) * 60_000) - self.seen_refresh_ms
+            for seen in self.store.stale_things(cutoff):
+                transitions += self._offline(seen, now)
+        for snoozed in self.store.snoozes_due(now):
+            transitions += self._commit(snoozed, now, self._snooze_step(now)).transitions
+        self._notify(transitions)
+        return transitions
+
+    # ---- operator actions ----------------------------------------------------------------
+
+    def acknowledge(
+        self, thing: str, sensor: str, rule: str, who: str, note: str = ""
+    ) -> Transition | None:
+        return self._operate(
+            AlertKey(thing, sensor, rule), lambda st, at: lifecycle.acknowledge(st, at, who, note)
+        )
+
+    def snooze(
+        self, thing: str, sensor: str, rule: str, who: str, until_ms: int, note: str = ""
+    ) -> Transition | None:
+        return self._operate(
+            AlertKey(thing, sensor, rule),
+            lambda st, at: lifecycle.snooze(st, until_ms, at, who, note),
+        )
+
+    def disable(
+        self, thing: str, sensor: str, rule: str, who: str, note: str = ""
+    ) -> Transition | None:
+        return self._operate(
+            AlertKey(thing, sensor, rule), lambda st, at: lifecycle.disable(st, at, who, note)
+        )
+
+    def enable(
+        self, thing: str, sensor: str, rule: str, who: str, note: str = ""
+    ) -> Transition | None:
+        return self._operate(
+            AlertKey(thing, sensor, rule), lambda st, at: lifecycle.enable(st, at, who, note)
+        )
+
+    def reset(
+        self, thing: str, sensor: str, rule: str, who: str, note: str = ""
+    ) -> Transition | None:
+        return self._operate(
+            AlertKey(thing, sensor, rule), lambda st, at: lifecycle.reset(st, at, who, note)
+        )
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _readings_step(self, rule: Rule, readings: list[dict[str, Any]], site: str) -> Step:
+        def step(st: AlertState) -> tuple[list[Transition], bool]:
+            transitions: list[Transition] = []
+            moved_site = bool(site) and st.site != site
+            if moved_site:
+                st.site = site  # the machine moved: its open alerts follow it to the new site
+            if st.state is State.DISABLED:
+                return transitions, moved_site
+            condition_before = st.condition
+            durable_before = durable(rule, st.memory)
+            memory = st.memory
+            begin_batch(rule, memory)
+            last = st.last_ts
+            for reading in readings:
+                ts = reading["ts"]
+                if ts <= last:
+                    continue
+                last = ts
+                value = field_value(reading, rule.field)
+                if value is None:
+                    continue
+                condition, shown = observe(rule, memory, value, ts, st.condition)
+                if condition is not None or st.condition is not None:
+                    moved = lifecycle.apply_condition(st, condition, shown, ts, rule.latch)
+                    if moved is not None:
+                        transitions.append(moved)
+            st.last_ts = last
+            st.memory = persistable(rule, memory)
+            dirty = (
+                bool(transitions)
+                or moved_site
+                or st.condition != condition_before
+                or durable(rule, st.memory) != durable_before
+            )
+            return transitions, dirty
+
+        return step
+
+    def _dataloss_step(self, rule: Rule, dropped: tuple[str, int], ts: int) -> Step:
+        scope, count = dropped
+
+        def step(st: AlertState) -> tuple[list[Transition], bool]:
+            transitions: list[Transition] = []
+            if st.state is State.DISABLED or ts <= st.last_ts:
+                return transitions, bool(transitions)
+            before = dict(st.memory)
+            previous = st.memory.get("count", 0) if st.memory.get("scope") == scope else 0
+            lost = count - previous
+            condition = rule.severity if lost > 0 else None
+            st.memory = {"scope": scope, "count": count}
+            st.last_ts = ts
+            moved = lifecycle.apply_condition(st, condition, float(max(lost, 0)), ts, rule.latch)
+            if moved is not None:
+                transitions.append(moved)
+            return transitions, bool(transitions) or st.memory != before
+
+        return step
+
+    def _snooze_step(self, now: int) -> Step:
+        def step(st: AlertState) -> tuple[list[Transition], bool]:
+            moved = lifecycle.expire_snooze(st, now)
+            return ([moved], True) if moved is not None else ([], False)
+
+        return step
+
+    def _alive(
+        self,
+        thing: str,
+        site: str,
+        equipment: str,
+        seen: ThingSeen | None,
+        states: dict[AlertKey, AlertState],
+        now: int,
+        evidence_ts: int,
+    ) -> _Outcome:
+        """The machine sent something: clear its offline alerts, refresh last-seen."""
+        transitions: list[Transition] = []
+        wrote = False
+        for rule in self.rules.thing_rules(equipment, "offline"):
+            current = states.get(AlertKey(thing, THING_SENSOR, rule.id))
+            # Only data stamped after the alert proves the machine came back; a re-delivered old
+            # batch does not.
+            if current is None or current.condition is None or evidence_ts <= current.since:
+                continue
+            outcome = self._commit(current, now, self._offline_step(rule, None, 0.0, now))
+            transitions += outcome.transitions
+            wrote = wrote or outcome.wrote
+        if (
+            seen is None
+            or now - seen.last_seen >= self.seen_refresh_ms
+            or (seen.site, seen.equipment) != (site, equipment)
+        ):
+            self.store.touch_thing(ThingSeen(thing, site, equipment, now))
+        return _Outcome(transitions, wrote)
+
+    def _offline(self, seen: ThingSeen, now: int) -> list[Transition]:
+        transitions: list[Transition] = []
+        silent = now - seen.last_seen
+        for rule in self.rules.thing_rules(seen.equipment, "offline"):
+            # last-seen may lag by up to the refresh period; wait that long so we never fire early
+            if silent < rule.minutes * 60_000 + self.seen_refresh_ms:
+                continue
+            key = AlertKey(seen.thing, THING_SENSOR, rule.id)
+            current = self.store.get_state(key) or _fresh(key, seen.site, seen.equipment)
+            if current.condition is not None:
+                continue  # already firing (or firing under a snooze): nothing to write
+            step = self._offline_step(rule, rule.severity, round(silent / 60_000, 1), now)
+            transitions += self._commit(current, now, step).transitions
+        return transitions
+
+    def _offline_step(self, rule: Rule, condition: str | None, minutes: float, now: int) -> Step:
+        def step(st: AlertState) -> tuple[list[Transition], bool]:
+            transitions: list[Transition] = []
+            if st.state is State.DISABLED or st.condition == condition:
+                return transitions, bool(transitions)
+            moved = lifecycle.apply_condition(st, condition, minutes, now, rule.latch)
+            if moved is not None:
+                transitions.append(moved)
+            return transitions, True
+
+        return step
+
+    def _operate(
+        self, key: AlertKey, action: Callable[[AlertState, int], Transition | None]
+    ) -> Transition | None:
+        now = self.clock()
+        current = self.store.get_state(key)
+        if current is None:
+            seen, _ = self.store.load_thing(key.thing)
+            equipment = seen.equipment if seen else ""
+            if self.rules.find(equipment or None, key.rule) is None:
+                raise UnknownRuleError(
+                    f"{key}: no rule {key.rule!r} in the rules file (version {self.rules.version})"
+                )
+            current = _fresh(key, seen.site if seen else "", equipment)
+
+        def step(st: AlertState) -> tuple[list[Transition], bool]:
+            transitions: list[Transition] = []
+            expired = lifecycle.expire_snooze(st, now)
+            if expired is not None:
+                transitions.append(expired)
+            before = (st.memory, st.last_ts, st.condition)
+            moved = action(st, now)
+            if moved is not None:
+                transitions.append(moved)
+            return transitions, bool(transitions) or before != (st.memory, st.last_ts, st.condition)
+
+        transitions = self._commit(current, now, step).transitions
+        self._notify(transitions)
+        return transitions[-1] if transitions else None
+
+    def _commit(self, current: AlertState, now: int, step: Step) -> _Outcome:
+        """Apply `step` to a copy of the state and write it conditionally, retrying races."""
+        for _ in range(MAX_ATTEMPTS):
+            work = current.copy()
+            transitions, dirty = step(work)
+            if not dirty:
+                return _Outcome([], False)
+            if not transitions:
+                work.version = current.version + 1
+            work.updated_at = now
+            try:
+                self.store.save_state(work, current.version, transitions)
+                return _Outcome(transitions, True)
+            except ConflictError:
+                log.info(
+                    "alert state changed concurrently, re-evaluating", extra={"key": str(work.key)}
+                )
+                stored = self.store.get_state(current.key)
+                current = stored or _fresh(current.key, current.site, current.equipment)
+        raise AlertConcurrencyError(
+            f"{current.key}: state changed concurrently {MAX_ATTEMPTS} times in a row"
+        )
+
+    def _notify(self, transitions: Sequence[Transition]) -> None:
+        # After the write: a failed publish must not undo or repeat a recorded transition.
+        if not transitions or self.notifier is None:
+            return
+        try:
+            self.notifier.notify(transitions)
+        except Exception:
+            self.notify_failures += 1
+            log.exception("alert notification failed", extra={"count": len(transitions)})
+
+    def _all_rules(self) -> Iterable[Rule]:
+        yield from self.rules.defaults
+        for rules in self.rules.profiles.values():
+            yield from rules
+
+
+def dropped_counter(message: dict[str, Any]) -> tuple[str, int] | None:
+    """(scope, count) of readings the agent dropped, from a health message.
+
+    Accepted shapes: ``"dropped": {"total": n, "sinceBoot": m}``, ``"dropped": n`` (total),
+    or ``"droppedTotal"`` / ``"droppedSinceBoot"``. A total wins over a per-boot count; a
+    per-boot count is scoped to the message's ``boot``.
+    """
+    dropped = message.get("dropped")
+    total = since_boot = None
+    if isinstance(dropped, dict):
+        total, since_boot = _int(dropped.get("total")), _int(dropped.get("sinceBoot"))
+    elif dropped is not None:
+        total = _int(dropped)
+    total = total if total is not None else _int(message.get("droppedTotal"))
+    since_boot = since_boot if since_boot is not None else _int(message.get("droppedSinceBoot"))
+    if total is not None:
+        return "total", total
+    if since_boot is not None:
+        return f"boot:{message.get('boot', '')}", since_boot
+    return None
+
+
+def _fresh(key: AlertKey, site: str, equipment: str) -> AlertState:
+    return AlertState(key=key, site=site, equipment=equipment)
+
+
+def _ts(reading: dict[str, Any]) -> int:
+    return int(reading["ts"])
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)

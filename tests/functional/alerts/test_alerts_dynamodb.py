@@ -1,0 +1,357 @@
+"""The alert engine on DynamoDB and SNS served by moto on 127.0.0.1 (a free port)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from cloud.alerts.dynamodb_store import DynamoAlertStore
+from cloud.alerts.engine import AlertEngine
+from cloud.alerts.model import AlertKey, State, ThingSeen
+from cloud.alerts.notifier import SnsNotifier
+from cloud.alerts.rules import load_rules
+from cloud.alerts.store import ConflictError
+
+pytestmark = pytest.mark.functional
+
+T0 = 1_763_733_600_000
+SECOND = 1000
+MINUTE = 60 * SECOND
+RULES = load_rules()
+OVERHEAT = AlertKey("exc-01", "engine", "engine-overheat")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[dict[str, str]]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield {
+            "endpoint_url": f"http://{host}:{port}",
+            "region_name": "eu-west-3",
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
+    finally:
+        server.stop()
+
+
+def create_alerts_table(resource: Any, name: str) -> Any:
+    """The table exactly as the template defines it: pk/sk, gsi1, TTL on expiresAt."""
+    table = resource.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": attr, "AttributeType": "S"}
+            for attr in ("pk", "sk", "gsi1pk", "gsi1sk")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "gsi1",
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    resource.meta.client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
+    )
+    return table
+
+
+@pytest.fixture
+def table(endpoint: dict[str, str]) -> Any:
+    resource = boto3.resource("dynamodb", **endpoint)
+    return create_alerts_table(resource, f"alerts-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def engine(table: Any, clock: Clock) -> AlertEngine:
+    return AlertEngine(RULES, DynamoAlertStore(table), clock=clock, seen_refresh_ms=0)
+
+
+def batch(
+    seq: int,
+    values: list[float],
+    start: int,
+    *,
+    thing: str = "exc-01",
+    equipment: str = "excavator",
+    sensor: str = "engine",
+    field: str = "temperature",
+    step: int = SECOND,
+) -> dict[str, Any]:
+    readings = []
+    for index, value in enumerate(values):
+        reading: dict[str, Any] = {"sensorId": sensor, "ts": start + index * step, field: value}
+        if field != "temperature":
+            reading["temperature"] = 15.0 + index * 0.01
+            reading["humidity"] = 50.0
+        readings.append(reading)
+    return {
+        "schema": 1,
+        "thing": thing,
+        "site": "lyon-part-dieu",
+        "equipment": equipment,
+        "boot": "b00t",
+        "seq": seq,
+        "runId": None,
+        "sentAt": start + len(values) * step,
+        "clockSynced": True,
+        "readings": readings,
+    }
+
+
+def state_item(table: Any, key: AlertKey) -> dict[str, Any]:
+    return table.get_item(
+        Key={"pk": f"THING#{key.thing}", "sk": f"STATE#{key.sensor}#{key.rule}"},
+        ConsistentRead=True,
+    )["Item"]
+
+
+def test_overheat_active_acknowledged_cleared_normal(
+    engine: AlertEngine, table: Any, clock: Clock
+) -> None:
+    clock.now = T0 + 30 * SECOND
+    fired = engine.process_batch(batch(1, [70] * 5 + [79.5] * 20, T0))
+    assert [(t.from_state, t.to_state) for t in fired] == [(State.NORMAL, State.ACTIVE)]
+    item = state_item(table, OVERHEAT)
+    assert {k: item[k] for k in ("thing", "site", "sensorId", "rule", "severity", "state")} == {
+        "thing": "exc-01",
+        "site": "lyon-part-dieu",
+        "sensorId": "engine",
+        "rule": "engine-overheat",
+        "severity": "warning",
+        "state": "ACTIVE",
+    }
+    assert float(item["value"]) == 79.5 and int(item["since"]) == T0 + 15 * SECOND
+    assert item["gsi1pk"] == "OPEN#lyon-part-dieu"
+
+    clock.now = T0 + 40 * SECOND
+    engine.acknowledge("exc-01", "engine", "engine-overheat", "marie", "driver told")
+    assert state_item(table, OVERHEAT)["state"] == "ACKNOWLEDGED"
+
+    clock.now = T0 + 70 * SECOND
+    cleared = engine.process_batch(batch(2, [71.0], T0 + 60 * SECOND))
+    assert [t.to_state for t in cleared] == [State.NORMAL]
+    item = state_item(table, OVERHEAT)
+    assert item["state"] == "NORMAL" and item["severity"] is None and "gsi1pk" not in item
+    history = engine.store.history(OVERHEAT)
+    assert [(t.reason, t.who, t.note) for t in history] == [
+        ("fired", "system", ""),
+        ("acknowledged", "marie", "driver told"),
+        ("cleared", "system", ""),
+    ]
+
+
+def test_latched_rule_waits_for_acknowledgement(
+    engine: AlertEngine, table: Any, clock: Clock
+) -> None:
+    key = AlertKey("gen-01", "engine", "engine-overheat")
+    clock.now = T0 + MINUTE
+    engine.process_batch(batch(1, [81] * 12, T0, thing="gen-01", equipment="generator"))
+    engine.process_batch(
+        batch(2, [60] * 5, T0 + 20 * SECOND, thing="gen-01", equipment="generator")
+    )
+    assert state_item(table, key)["state"] == "LATCHED"
+    assert [s.key for s in engine.store.list_states(site="lyon-part-dieu")] == [key]
+    engine.acknowledge("gen-01", "engine", "engine-overheat", "paul", "coolant topped up")
+    assert state_item(table, key)["state"] == "NORMAL"
+    assert engine.store.list_states(site="lyon-part-dieu") == []
+
+
+def test_snooze_expires(engine: AlertEngine, table: Any, clock: Clock) -> None:
+    clock.now = T0 + MINUTE
+    engine.process_batch(batch(1, [80] * 12, T0))
+    engine.snooze("exc-01", "engine", "engine-overheat", "marie", until_ms=T0 + 31 * MINUTE)
+    item = state_item(table, OVERHEAT)
+    assert item["state"] == "SNOOZED" and int(item["snoozedUntil"]) == T0 + 31 * MINUTE
+    # the machine also went silent meanwhile: keep only this alert's transitions
+    assert [t for t in engine.check_offline(T0 + 30 * MINUTE) if t.key == OVERHEAT] == []
+    expired = [t for t in engine.check_offline(T0 + 32 * MINUTE) if t.key == OVERHEAT]
+    assert [(t.from_state, t.to_state, t.reason) for t in expired] == [
+        (State.SNOOZED, State.ACTIVE, "snooze-expired")
+    ]
+    assert state_item(table, OVERHEAT)["state"] == "ACTIVE"
+
+
+def test_offline_fires_when_device_stops_and_clears_when_it_returns(
+    engine: AlertEngine, table: Any, clock: Clock
+) -> None:
+    clock.now = T0 + 10 * SECOND
+    engine.process_batch(batch(1, [40] * 5, T0))
+    assert engine.check_offline(T0 + 9 * MINUTE) == []
+    fired = engine.check_offline(T0 + 11 * MINUTE)
+    assert [t.key for t in fired] == [AlertKey("exc-01", "*", "offline")]
+    assert engine.check_offline(T0 + 15 * MINUTE) == []
+    assert state_item(table, AlertKey("exc-01", "*", "offline"))["state"] == "ACTIVE"
+    clock.now = T0 + 16 * MINUTE
+    back = engine.process_batch(batch(2, [40] * 5, T0 + 16 * MINUTE))
+    assert [(t.key.rule, t.to_state) for t in back] == [("offline", State.NORMAL)]
+
+
+def test_storm_warning_on_pressure_drop(engine: AlertEngine, table: Any, clock: Clock) -> None:
+    transitions = []
+    for step in range(19):  # every 10 minutes for 3 hours, 4.5 hPa lost
+        start = T0 + step * 10 * MINUTE
+        clock.now = start + MINUTE
+        message = batch(
+            step,
+            [1012.0 - 4.5 * step / 18],
+            start,
+            thing="crane-02",
+            equipment="crane",
+            sensor="cabin",
+            field="pressure",
+        )
+        transitions += engine.process_batch(message)
+    storm = [t for t in transitions if t.key.rule == "storm-risk"]
+    assert [(t.to_state, t.severity) for t in storm] == [(State.ACTIVE, "warning")]
+    item = state_item(table, AlertKey("crane-02", "cabin", "storm-risk"))
+    assert item["state"] == "ACTIVE" and float(item["value"]) >= 3
+
+
+def test_redelivered_batch_creates_no_second_transition(
+    engine: AlertEngine, table: Any, clock: Clock
+) -> None:
+    clock.now = T0 + MINUTE
+    message = batch(7, [80] * 12, T0)
+    assert len(engine.process_batch(message)) == 1
+    marker = table.get_item(Key={"pk": "BATCH#exc-01#b00t#7", "sk": "BATCH"})["Item"]
+    assert int(marker["expiresAt"]) > (T0 + MINUTE) // 1000
+    assert engine.process_batch(message) == []
+    table.delete_item(Key={"pk": "BATCH#exc-01#b00t#7", "sk": "BATCH"})  # a crash before it
+    assert engine.process_batch(json.loads(json.dumps(message))) == []
+    assert len(engine.store.history(OVERHEAT)) == 1
+    assert int(state_item(table, OVERHEAT)["version"]) == 1
+
+
+def test_conditional_write_refuses_a_stale_version(engine: AlertEngine, clock: Clock) -> None:
+    clock.now = T0 + MINUTE
+    engine.process_batch(batch(1, [80] * 12, T0))
+    store = engine.store
+    stale = store.get_state(OVERHEAT)
+    assert stale is not None
+    engine.acknowledge("exc-01", "engine", "engine-overheat", "marie")
+    stale.state = State.NORMAL
+    with pytest.raises(ConflictError):
+        store.save_state(stale, stale.version, [])
+    with pytest.raises(ConflictError):
+        store.save_state(stale, 0, [])
+
+
+def test_two_engines_racing_record_one_alert(table: Any, clock: Clock) -> None:
+    # Two invocations handle the same batch at once: both read NORMAL, one write wins.
+    first = AlertEngine(RULES, DynamoAlertStore(table), clock=clock)
+    second = AlertEngine(RULES, DynamoAlertStore(table), clock=clock)
+    clock.now = T0 + MINUTE
+    message = batch(1, [80] * 12, T0)
+    original_load = second.store.load_thing
+    snapshot = original_load("exc-01")
+    second.store.load_thing = lambda thing: snapshot  # type: ignore[method-assign]
+    assert len(first.process_batch(message)) == 1
+    second.store.batch_done = lambda *args: False  # type: ignore[method-assign]
+    assert second.process_batch(message) == []
+    assert len(first.store.history(OVERHEAT)) == 1
+
+
+def test_last_seen_and_stale_things(table: Any) -> None:
+    store = DynamoAlertStore(table)
+    store.touch_thing(ThingSeen("exc-01", "lyon-part-dieu", "excavator", T0))
+    store.touch_thing(ThingSeen("exc-01", "lyon-part-dieu", "excavator", T0 - MINUTE))  # older
+    store.touch_thing(ThingSeen("crane-02", "lyon-part-dieu", "crane", T0 + 5 * MINUTE))
+    stale = store.stale_things(T0 + MINUTE)
+    assert [(s.thing, s.last_seen) for s in stale] == [("exc-01", T0)]
+
+
+def test_sns_notifications_on_transitions_only(
+    endpoint: dict[str, str], table: Any, clock: Clock
+) -> None:
+    sns = boto3.client("sns", **endpoint)
+    sqs = boto3.client("sqs", **endpoint)
+    topic = sns.create_topic(Name=f"alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    engine = AlertEngine(
+        RULES, DynamoAlertStore(table), SnsNotifier(sns, topic, "warning"), clock=clock
+    )
+    clock.now = T0 + MINUTE
+    engine.process_batch(batch(1, [80] * 12, T0))
+    engine.process_batch(batch(2, [80.5] * 5, T0 + 12 * SECOND))  # still hot: no transition
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    messages = [json.loads(m["Body"]) for m in received.get("Messages", [])]
+    assert len(messages) == 1
+    body = json.loads(messages[0]["Message"])
+    assert body["site"] == "lyon-part-dieu" and body["thing"] == "exc-01"
+    assert body["sensorId"] == "engine" and body["severity"] == "warning" and body["value"] == 80
+    assert messages[0]["Subject"].startswith("[warning] ACTIVE engine-overheat")
+
+
+def test_cli_against_the_local_stack(
+    endpoint: dict[str, str],
+    table: Any,
+    clock: Clock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chantier.cli import main
+    from cloud.local.stackinfo import StackInfo
+
+    StackInfo(
+        state_dir=str(tmp_path),
+        aws_endpoint=endpoint["endpoint_url"],
+        broker_host="127.0.0.1",
+        broker_port=8883,
+        ca_file="",
+        raw_bucket="raw",
+        alerts_table=table.name,
+        readings_table="readings",
+        runs_table="runs",
+        rule_name="rule",
+    ).save()
+    monkeypatch.setenv("CHANTIER_STATE_DIR", str(tmp_path))
+    engine = AlertEngine(RULES, DynamoAlertStore(table))  # real clock: the CLI uses it too
+    now = engine.clock()
+    engine.process_batch(batch(1, [83] * 12, now - 60 * SECOND))
+    assert main(["alerts", "list", "--severity", "critical"]) == 0
+    assert "engine-overheat" in capsys.readouterr().out
+    assert main(["alerts", "ack", "exc-01", "engine", "engine-overheat", "--who", "marie"]) == 0
+    assert main(["alerts", "history", "exc-01", "engine", "engine-overheat", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [(x["to"], x["who"]) for x in lines] == [("ACTIVE", "system"), ("ACKNOWLEDGED", "marie")]
+    assert main(["alerts", "snooze", "exc-01", "engine", "engine-overheat", "--until", "2h"]) == 0
+    assert main(["alerts", "list", "--state", "SNOOZED"]) == 0
+    assert "SNOOZED" in capsys.readouterr().out

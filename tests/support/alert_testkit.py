@@ -1,0 +1,87 @@
+"""Helpers shared by the alert unit tests: a settable clock, batches, an engine on memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloud.alerts.engine import AlertEngine
+from cloud.alerts.model import Transition
+from cloud.alerts.rules import RuleSet, load_rules
+from cloud.alerts.store import InMemoryAlertStore
+
+T0 = 1_763_733_600_000  # 2025-11-21T14:00:00Z
+SECOND = 1000
+MINUTE = 60 * SECOND
+RULES = load_rules()
+
+
+class Clock:
+    """Server clock the tests move by hand."""
+
+    def __init__(self, now: int = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, ms: int) -> int:
+        self.now += ms
+        return self.now
+
+
+class Recorder:
+    """Notifier that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[Transition] = []
+
+    def notify(self, transitions: Any) -> None:
+        self.sent.extend(transitions)
+
+
+def make_engine(
+    rules: RuleSet = RULES, clock: Clock | None = None, notifier: Any = None
+) -> tuple[AlertEngine, InMemoryAlertStore, Clock]:
+    store = InMemoryAlertStore()
+    clock = clock or Clock()
+    return AlertEngine(rules, store, notifier, clock=clock, seen_refresh_ms=0), store, clock
+
+
+def batch(
+    seq: int,
+    values: list[float],
+    start: int,
+    *,
+    thing: str = "exc-01",
+    equipment: str = "excavator",
+    sensor: str = "engine",
+    field: str = "temperature",
+    step: int = SECOND,
+    extra: dict[str, float] | None = None,
+    boot: str = "b00t",
+) -> dict[str, Any]:
+    """A schema-1 message with one reading per value, `step` ms apart from `start`."""
+    readings = []
+    for index, value in enumerate(values):
+        reading: dict[str, Any] = {"sensorId": sensor, "ts": start + index * step, field: value}
+        if field != "temperature":
+            reading.setdefault("temperature", 20.0 + index * 0.01)
+        reading.update(extra or {})
+        readings.append(reading)
+    return {
+        "schema": 1,
+        "thing": thing,
+        "site": "lyon-part-dieu",
+        "equipment": equipment,
+        "boot": boot,
+        "seq": seq,
+        "runId": None,
+        "sentAt": start + len(values) * step,
+        "clockSynced": True,
+        "readings": readings,
+    }
+
+
+def moves(transitions: list[Transition]) -> list[tuple[str, str, str | None]]:
+    """(from, to, severity) of each transition, for compact assertions."""
+    return [(t.from_state.value, t.to_state.value, t.severity) for t in transitions]
