@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.alert_testkit import MINUTE, SECOND, T0, Clock, batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.alert_testkit import MINUTE, SECOND, T0, Clock, batch
 
 from cloud.alerts.engine import AlertEngine, UnknownRuleError
 from cloud.alerts.model import ALLOWED, OPEN_STATES, AlertKey, InvalidTransitionError, State

@@ -1,0 +1,143 @@
+"""Configuration loading: defaults, environment overrides, and errors naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from device.config import ConfigError, load_config
+
+BASE = """
+thing = "exc-01"
+site = "lyon-part-dieu"
+equipment = "excavator"
+endpoint = "127.0.0.1"
+cert = "certs/exc-01.crt"
+key = "certs/exc-01.key"
+ca = "/etc/chantier/ca.pem"
+"""
+SENSOR = '\n[[sensors]]\nname = "engine"\ndriver = "simulated"\nseed = 7\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE + SENSOR), env={})
+    assert config.port == 8883
+    assert config.batch_max_bytes == 4800
+    assert config.batch_max_age_s == 60.0
+    assert config.health_interval_s == 60.0
+    assert config.queue_max_readings == 200_000
+    assert config.topic_prefix == ""
+    assert config.cert == tmp_path / "certs/exc-01.crt"
+    assert config.ca == Path("/etc/chantier/ca.pem")
+    assert config.sensors[0].name == "engine"
+    assert config.sensors[0].profile == "excavator"
+    assert config.sensors[0].seed == 7
+
+
+def test_environment_overrides_win(tmp_path: Path) -> None:
+    env = {
+        "CHANTIER_AGENT_PORT": "18883",
+        "CHANTIER_AGENT_THING": "exc-02",
+        "CHANTIER_AGENT_STATE_DIR": str(tmp_path / "s"),
+        "CHANTIER_STATE_DIR": "/elsewhere",
+    }
+    config = load_config(write(tmp_path, BASE + SENSOR), env=env)
+    assert config.port == 18883
+    assert config.thing == "exc-02"
+    assert config.state_dir == tmp_path / "s"
+
+
+def test_bme280_sensor_and_faults(tmp_path: Path) -> None:
+    text = BASE + (
+        '[[sensors]]\nname = "engine"\ndriver = "bme280"\nbus = 1\naddress = 0x77\n'
+        'oversampling_temperature = 16\niir_filter = 4\nmode = "normal"\n'
+        '[[sensors]]\nname = "cabin"\n'
+        'faults = [{kind = "overheat", start_s = 10, duration_s = 30}]\n'
+    )
+    config = load_config(write(tmp_path, text), env={})
+    engine, cabin = config.sensors
+    assert (engine.driver, engine.bus, engine.address) == ("bme280", 1, 0x77)
+    assert (engine.oversampling_temperature, engine.iir_filter, engine.mode) == (16, 4, "normal")
+    assert cabin.faults[0].kind == "overheat"
+    assert cabin.faults[0].start_s == 10.0 and cabin.faults[0].duration_s == 30.0
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            BASE.replace('thing = "exc-01"', 'thing = "Exc_01"'),
+            "key thing: expected 1-64 lowercase",
+        ),
+        (
+            BASE.replace('endpoint = "127.0.0.1"\n', ""),
+            "key endpoint: expected a string (the key is required)",
+        ),
+        (BASE + "port = 0\n", "key port: expected an integer between 1 and 65535"),
+        (BASE + 'port = "x"\n', "key port: expected an integer"),
+        (BASE.replace("excavator", "bulldozer"), "key equipment: expected one of excavator"),
+        (BASE + "batch_max_age_s = -1\n", "key batch_max_age_s: expected a number between"),
+        (BASE + "colour = 1\n", "key colour: expected a known key"),
+    ],
+)
+def test_errors_name_file_key_and_expectation(tmp_path: Path, text: str, needle: str) -> None:
+    path = write(tmp_path, text + SENSOR)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(path) in str(info.value)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("sensor", "needle"),
+    [
+        (
+            'name = "engine"\ndriver = "bme280"\naddress = 0x40\n',
+            "sensors[0].address: expected 0x76 or 0x77",
+        ),
+        (
+            'name = "engine"\ndriver = "bme280"\nbus = "two"\n',
+            "sensors[0].bus: expected an I2C bus number",
+        ),
+        (
+            'name = "engine"\ndriver = "ds18b20"\n',
+            "sensors[0].driver: expected one of bme280, simulated",
+        ),
+        (
+            'name = "engine"\noversampling_pressure = 3\n',
+            "oversampling_pressure: expected one of 0, 1, 2",
+        ),
+        (
+            'name = "engine"\nfaults = [{kind = "melt"}]\n',
+            "sensors[0].faults[0].kind: expected one of",
+        ),
+    ],
+)
+def test_sensor_errors(tmp_path: Path, sensor: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=None) as info:
+        load_config(write(tmp_path, BASE + "[[sensors]]\n" + sensor), env={})
+    assert needle in str(info.value)
+
+
+def test_no_sensor_duplicate_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="key sensors: expected at least one"):
+        load_config(write(tmp_path, BASE), env={})
+    with pytest.raises(ConfigError, match="a name used by no other sensor"):
+        load_config(write(tmp_path, BASE + SENSOR + SENSOR), env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", env={})
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "thing = \n"), env={})
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[3] / "device" / "agent.example.toml"
+    config = load_config(example, env={})
+    assert config.sensors

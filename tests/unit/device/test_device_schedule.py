@@ -1,0 +1,54 @@
+"""Fixed-rate deadlines without drift, and the publish rate limiter."""
+
+from __future__ import annotations
+
+import pytest
+
+from device.schedule import MAX_BYTES_PER_S, MAX_PUBLISHES_PER_S, RateLimiter, Ticker
+
+
+def test_deadlines_do_not_drift_with_late_wakeups() -> None:
+    ticker = Ticker(start=100.0, interval=1.0)
+    now = 100.0
+    for _ in range(1000):
+        now = ticker.due + 0.37  # every wake-up late by 370 ms
+        ticker.fire(now)
+    assert ticker.due == pytest.approx(100.0 + 1000 * 1.0)  # tick k at start + k, always
+    assert ticker.missed == 0
+
+
+def test_missed_ticks_are_counted_not_replayed() -> None:
+    ticker = Ticker(start=0.0, interval=0.5)
+    ticker.fire(0.0)
+    ticker.fire(3.2)  # asleep for six ticks
+    assert ticker.due == pytest.approx(3.5)
+    assert ticker.missed == 5
+
+
+def test_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="expected seconds > 0"):
+        Ticker(0.0, 0.0)
+
+
+def simulate(limiter: RateLimiter, sizes: list[int]) -> float:
+    """Send messages as fast as the limiter allows; return the simulated duration."""
+    now = 0.0
+    for size in sizes:
+        wait = limiter.delay(now, size)
+        now += wait
+        assert limiter.delay(now, size) <= 1e-9
+        limiter.take(now, size)
+    return now
+
+
+def test_publish_rate_limit() -> None:
+    duration = simulate(RateLimiter(), [100] * 1000)
+    assert 1000 / duration <= MAX_PUBLISHES_PER_S * 1.03
+    assert duration == pytest.approx(1000 / MAX_PUBLISHES_PER_S, rel=0.05)
+
+
+def test_byte_rate_limit_with_large_messages() -> None:
+    sizes = [120_000] * 100
+    duration = simulate(RateLimiter(), sizes)
+    assert sum(sizes) / duration <= MAX_BYTES_PER_S * 1.05
+    assert sum(sizes) / duration >= MAX_BYTES_PER_S * 0.8
