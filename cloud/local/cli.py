@@ -1,0 +1,86 @@
+"""`chantier stack up|status`: run the local stack in the foreground, or describe the running one."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from cloud.local.stackinfo import StackInfo, StackNotRunningError, state_dir
+
+
+def _describe(info: StackInfo) -> str:
+    lines = [
+        f"state folder   {info.state_dir}",
+        f"MQTT broker    mqtts://{info.broker_host}:{info.broker_port} (CA {info.ca_file})",
+        f"AWS APIs       {info.aws_endpoint} (region eu-west-3, any credentials)",
+        f"raw bucket     {info.raw_bucket}",
+        f"alerts table   {info.alerts_table}",
+    ]
+    if info.api_url:
+        lines.append(f"HTTP API       {info.api_url}")
+        lines.append(f"API token      {info.api_token}")
+    return "\n".join(lines)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from cloud.local.stack import LocalStack
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    directory = Path(args.state_dir).resolve()
+    try:
+        StackInfo.load(directory)
+    except StackNotRunningError:
+        pass
+    else:
+        print(
+            f"a local stack already runs with state in {directory} "
+            f"(or a previous one did not stop cleanly: delete {directory / 'stack.json'})",
+            file=sys.stderr,
+        )
+        return 1
+    with LocalStack(directory) as stack:
+        assert stack.info is not None
+        print("local stack running (Ctrl-C stops it)\n" + _describe(stack.info), flush=True)
+        while not stop.wait(1.0):
+            pass
+        print("stopping…", file=sys.stderr)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        info = StackInfo.load(Path(args.state_dir).resolve())
+    except StackNotRunningError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(_describe(info))
+    return 0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("stack", help="the local stack: broker, AWS APIs, rules engine, API")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, func, text in (
+        ("up", _up, "start the local stack in the foreground"),
+        ("status", _status, "show where the running local stack can be reached"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument(
+            "--state-dir",
+            default=str(state_dir()),
+            help="state folder (default ./state or $CHANTIER_STATE_DIR)",
+        )
+        action.set_defaults(func=func)
