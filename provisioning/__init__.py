@@ -1,0 +1,1 @@
+"""Certificate authority, device certificates, thing registry, bundles and audit."""

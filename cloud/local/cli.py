@@ -1,4 +1,4 @@
-"""`chantier stack up|status`: run the local stack in the foreground, or describe the running one."""
+"""`chantier stack up|status`: run the local stack, or describe the running one."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def test_offline_publish_fails_and_stop_is_bounded(tmp_path, pki: Pki) -> None: 
 
 
 def test_missing_certificate_named(tmp_path, pki: Pki) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(PublisherError, match="cert file .* does not exist"):
+    with pytest.raises(PublisherError, match=r"cert file .* does not exist"):
         MqttPublisher(
             endpoint="127.0.0.1",
             port=1,

@@ -229,13 +229,23 @@ class Mqtt:
         except ConnectRefusedError as exc:
             pytest.fail(f"connection refused: {exc}")
 
-    def refused(self, port: int, cert: Path, key: Path, ca: Path, client_id: str) -> str:
-        """The refusal reason; fails the test if the broker accepts."""
-        try:
-            mqtt_connect(port, cert, key, ca, client_id, self.sessions)
-        except ConnectRefusedError as exc:
-            return str(exc)
-        pytest.fail(f"{client_id} was accepted, expected a refusal")
+    def refused(
+        self, port: int, cert: Path, key: Path, ca: Path, client_id: str, within: float = 0.0
+    ) -> str:
+        """The refusal reason; fails the test if the broker still accepts after `within` s.
+
+        `within` covers a reload the caller signalled but did not wait for.
+        """
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                session = mqtt_connect(port, cert, key, ca, client_id, self.sessions)
+            except ConnectRefusedError as exc:
+                return str(exc)
+            session.close()
+            if time.monotonic() >= deadline:
+                pytest.fail(f"{client_id} was accepted, expected a refusal")
+            time.sleep(0.1)
 
     def close(self) -> None:
         for session in self.sessions:

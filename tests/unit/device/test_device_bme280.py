@@ -69,7 +69,7 @@ def test_datasheet_example_temperature() -> None:
 
 
 def test_datasheet_example_pressure() -> None:
-    t, t_fine = ref_temperature(519888, 27504, 26435, -1000)
+    _, t_fine = ref_temperature(519888, 27504, 26435, -1000)
     p = [36477, -10685, 3024, 2855, 140, -7, 15500, -14600, 6000]
     expected_hpa = ref_pressure_pa(415148, t_fine, p) / 100
     assert expected_hpa == pytest.approx(1006.53, abs=0.01)
@@ -143,6 +143,7 @@ def test_calibration_registers_layout() -> None:
     block = bytearray(7)
     i2c.writeto_then_readfrom(0x76, bytes([0xE1]), block)
     h2, h3, e4, e5, e6, h6 = struct.unpack("<hBBBBb", bytes(block))
+    assert h3 == 0
     assert (h2, h6) == (-300, -5)
     assert (e4 << 4) | (e5 & 0x0F) == 0x123
     assert (e6 << 4) | (e5 >> 4) == 0x456
@@ -186,7 +187,7 @@ def test_settings_reach_the_chip_and_forced_mode_converts_per_read() -> None:
 
 def test_no_device_at_the_address() -> None:
     bus = EmulatedBus({0x77: Bme280Emulator()})
-    with pytest.raises(SensorError, match="0x76 .*no device answers"):
+    with pytest.raises(SensorError, match=r"0x76 .*no device answers"):
         sensor_on(bus, 0x76).read()
     with pytest.raises(OSError) as info:
         SMBusI2C(bus).writeto(0x76, b"\xd0")
@@ -197,7 +198,7 @@ def test_no_device_at_the_address() -> None:
 
 def test_wrong_chip_id_named() -> None:
     bus = EmulatedBus({0x76: Bme280Emulator(chip_id=0x58)})
-    with pytest.raises(SensorError, match="Chip ID 0x58.*expected chip id 0x60"):
+    with pytest.raises(SensorError, match=r"Chip ID 0x58.*expected chip id 0x60"):
         sensor_on(bus).read()
 
 
@@ -218,7 +219,7 @@ def test_sensor_disappears_and_comes_back_power_cycled() -> None:
     assert s.read().temperature == pytest.approx(30.0, abs=0.02)
     bus.disappear(0x76)
     for _ in range(3):
-        with pytest.raises(SensorError, match="no ACK|no device answers"):
+        with pytest.raises(SensorError, match=r"no ACK|no device answers"):
             s.read()
     bus.come_back(0x76)  # registers back at power-on values: the driver must re-initialise
     m = s.read()

@@ -45,6 +45,6 @@ def test_rules_urgency_fires_on_crossing_not_on_every_hot_reading() -> None:
 def test_rules_file_errors_are_named(tmp_path: Path) -> None:
     bad = tmp_path / "rules.json"
     bad.write_text("{not json")
-    with pytest.raises(UrgencyError, match="rules.json"):
+    with pytest.raises(UrgencyError, match=r"rules.json"):
         default_urgency("excavator", bad)
     assert not isinstance(default_urgency("excavator", None), NeverUrgent)
