@@ -1,0 +1,328 @@
+"""Agent configuration: one TOML file plus environment overrides, checked field by field."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chantier.names import is_name
+from chantier.telemetry import EQUIPMENT, MAX_MESSAGE_BYTES
+
+DEFAULT_PATH = Path("/etc/chantier/agent.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/chantier")
+# Prefix of the environment overrides. Not plain CHANTIER_: the local stack already reads
+# CHANTIER_STATE_DIR for its own folder, and an agent started from the same shell must not
+# silently share it.
+ENV_PREFIX = "CHANTIER_AGENT_"
+ENV_KEYS = (
+    "thing",
+    "site",
+    "equipment",
+    "endpoint",
+    "port",
+    "cert",
+    "key",
+    "ca",
+    "topic_prefix",
+    "state_dir",
+    "sample_interval_s",
+    "batch_max_bytes",
+    "batch_max_age_s",
+    "health_interval_s",
+    "queue_max_readings",
+    "rules_file",
+    "run_id",
+    "clock_sync",
+    "log_level",
+)
+DRIVERS = ("bme280", "simulated")
+CLOCK_SYNC_MODES = ("auto", "systemd", "kernel", "assume-synced")
+OVERSAMPLING = (0, 1, 2, 4, 8, 16)
+IIR_FILTER = (0, 2, 4, 8, 16)
+MODES = ("forced", "normal")
+PLACEMENTS = ("engine", "cabin", "ambient")
+FAULT_KINDS = ("overheat", "freeze", "stuck", "dropout", "spikes", "storm")
+
+
+class ConfigError(ValueError):
+    """The agent configuration is missing, unreadable or has a wrong value."""
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """One injected fault on a simulated sensor, active from start_s for duration_s."""
+
+    kind: str
+    start_s: float = 0.0
+    duration_s: float | None = None
+    # overheat peak / freeze floor in °C, spike amplitude, ... (meaning depends on kind)
+    value: float | None = None
+    probability: float = 0.2
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """One sensor on the device: a BME280 on a bus, or a simulated one."""
+
+    name: str
+    driver: str = "simulated"
+    bus: int | str = 1
+    address: int = 0x76
+    oversampling_temperature: int = 1
+    oversampling_humidity: int = 1
+    oversampling_pressure: int = 1
+    iir_filter: int = 0
+    mode: str = "forced"
+    profile: str | None = None
+    placement: str | None = None
+    seed: int = 0
+    faults: tuple[FaultConfig, ...] = ()
+    interval_s: float | None = None
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything the agent needs to run on one device."""
+
+    thing: str
+    site: str
+    equipment: str
+    endpoint: str
+    cert: Path
+    key: Path
+    ca: Path
+    port: int = 8883
+    topic_prefix: str = ""
+    state_dir: Path = DEFAULT_STATE_DIR
+    sample_interval_s: float = 1.0
+    batch_max_bytes: int = 4800
+    batch_max_age_s: float = 60.0
+    health_interval_s: float = 60.0
+    queue_max_readings: int = 200_000
+    rules_file: Path | None = None
+    run_id: str | None = None
+    clock_sync: str = "auto"
+    log_level: str = "info"
+    sensors: tuple[SensorConfig, ...] = field(default_factory=tuple)
+    source: str = "<code>"
+
+    def sensor_interval(self, sensor: SensorConfig) -> float:
+        return sensor.interval_s if sensor.interval_s is not None else self.sample_interval_s
+
+
+class _Reader:
+    """Typed access to one TOML table, every error naming file and key."""
+
+    def __init__(self, source: str, table: Mapping[str, Any], where: str = "") -> None:
+        self.source = source
+        self.table = table
+        self.where = where
+        self.used: set[str] = set()
+
+    def fail(self, key: str, expected: str, got: object = None) -> ConfigError:
+        shown = f", got {got!r}" if got is not None else ""
+        return ConfigError(f"{self.source}: key {self.where}{key}: expected {expected}{shown}")
+
+    def raw(self, key: str, default: Any = ..., expected: str = "a value") -> Any:
+        self.used.add(key)
+        if key in self.table:
+            return self.table[key]
+        if default is ...:
+            raise self.fail(key, f"{expected} (the key is required)")
+        return default
+
+    def string(self, key: str, default: Any = ..., choices: tuple[str, ...] = ()) -> Any:
+        expected = f"one of {', '.join(choices)}" if choices else "a string"
+        value = self.raw(key, default, expected)
+        if value is None or (value is default and default is not ...):
+            return value
+        if not isinstance(value, str) or (choices and value not in choices):
+            raise self.fail(key, expected, value)
+        return value
+
+    def name(self, key: str, default: Any = ...) -> Any:
+        value = self.raw(key, default, "a name")
+        if value is default and default is not ...:
+            return value
+        if not is_name(value):
+            raise self.fail(
+                key, "1-64 lowercase letters, digits and dashes, no dash at either end", value
+            )
+        return value
+
+    def integer(self, key: str, default: Any = ..., low: int = 0, high: int | None = None) -> Any:
+        value = self.raw(key, default, "an integer")
+        if value is default and default is not ...:
+            return value
+        if isinstance(value, str):
+            try:
+                value = int(value, 0)
+            except ValueError:
+                raise self.fail(key, "an integer", value) from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, "an integer", value)
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise self.fail(key, f"an integer {bound}", value)
+        return value
+
+    def number(self, key: str, default: Any = ..., low: float = 0.0, high: float = 1e9) -> Any:
+        value = self.raw(key, default, "a number")
+        if value is default and default is not ...:
+            return value
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise self.fail(key, "a number", value) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, "a number", value)
+        if not low <= float(value) <= high:
+            raise self.fail(key, f"a number between {low:g} and {high:g}", value)
+        return float(value)
+
+    def path(self, key: str, base: Path, default: Any = ...) -> Any:
+        value = self.raw(key, default, "a file path")
+        if value is None or (value is default and default is not ...):
+            return value
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "a file path", value)
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else base / candidate
+
+    def choice_int(self, key: str, default: int, choices: tuple[int, ...]) -> int:
+        value = self.raw(key, default)
+        if isinstance(value, bool) or value not in choices:
+            raise self.fail(key, f"one of {', '.join(map(str, choices))}", value)
+        return int(value)
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self.fail(unknown[0], "a known key (is it misspelt?)", None)
+
+
+def load_config(path: Path = DEFAULT_PATH, env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Read and check the agent configuration; environment CHANTIER_AGENT_<KEY> wins."""
+    env = os.environ if env is None else env
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the configuration file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_mapping(data, source=str(path), base=path.parent, env=env)
+
+
+def config_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<mapping>",
+    base: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AgentConfig:
+    """Check an already parsed configuration (the TOML document as a dict)."""
+    merged = dict(data)
+    for key in ENV_KEYS:
+        value = (env or {}).get(ENV_PREFIX + key.upper())
+        if value is not None:
+            merged[key] = value
+    base = base or Path.cwd()
+    r = _Reader(source, merged)
+    equipment = r.string("equipment", choices=EQUIPMENT)
+    run_id = r.raw("run_id", None)
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise r.fail("run_id", "a non-empty string of letters, digits, _ and -", run_id)
+    batch_max_bytes = r.integer("batch_max_bytes", 4800, low=512, high=MAX_MESSAGE_BYTES)
+    sensors_raw = r.raw("sensors", [])
+    if not isinstance(sensors_raw, list) or not sensors_raw:
+        raise r.fail("sensors", "at least one [[sensors]] table", None)
+    config = AgentConfig(
+        thing=r.name("thing"),
+        site=r.name("site"),
+        equipment=equipment,
+        endpoint=r.string("endpoint"),
+        port=r.integer("port", 8883, low=1, high=65535),
+        cert=r.path("cert", base),
+        key=r.path("key", base),
+        ca=r.path("ca", base),
+        topic_prefix=r.string("topic_prefix", ""),
+        state_dir=r.path("state_dir", base, DEFAULT_STATE_DIR),
+        sample_interval_s=r.number("sample_interval_s", 1.0, low=0.001, high=3600),
+        batch_max_bytes=batch_max_bytes,
+        batch_max_age_s=r.number("batch_max_age_s", 60.0, low=0.0, high=86400),
+        health_interval_s=r.number("health_interval_s", 60.0, low=0.1, high=86400),
+        queue_max_readings=r.integer("queue_max_readings", 200_000, low=10),
+        rules_file=r.path("rules_file", base, None),
+        run_id=run_id,
+        clock_sync=r.string("clock_sync", "auto", choices=CLOCK_SYNC_MODES),
+        log_level=r.string("log_level", "info", choices=("debug", "info", "warning", "error")),
+        sensors=tuple(_sensor(source, i, item, equipment) for i, item in enumerate(sensors_raw)),
+        source=source,
+    )
+    r.check_unknown()
+    names = [s.name for s in config.sensors]
+    for i, sensor_name in enumerate(names):
+        if sensor_name in names[:i]:
+            raise r.fail(f"sensors[{i}].name", "a name used by no other sensor", sensor_name)
+    return config
+
+
+def _sensor(source: str, index: int, item: object, equipment: str) -> SensorConfig:
+    where = f"sensors[{index}]."
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{source}: key sensors[{index}]: expected a table, got {item!r}")
+    r = _Reader(source, item, where)
+    driver = r.string("driver", "simulated", choices=DRIVERS)
+    bus = r.raw("bus", 1)
+    if driver == "bme280" and not (
+        bus == "emulated" or (isinstance(bus, int) and not isinstance(bus, bool) and bus >= 0)
+    ):
+        raise r.fail("bus", 'an I2C bus number (e.g. 1 for /dev/i2c-1) or "emulated"', bus)
+    address = r.integer("address", 0x76)
+    if address not in (0x76, 0x77):
+        raise r.fail("address", "0x76 or 0x77 (118 or 119)", address)
+    faults_raw = r.raw("faults", [])
+    if not isinstance(faults_raw, list):
+        raise r.fail("faults", "a list of {kind=..., start_s=..., duration_s=...} tables", None)
+    sensor = SensorConfig(
+        name=r.name("name"),
+        driver=driver,
+        bus=bus,
+        address=address,
+        oversampling_temperature=r.choice_int("oversampling_temperature", 1, OVERSAMPLING),
+        oversampling_humidity=r.choice_int("oversampling_humidity", 1, OVERSAMPLING),
+        oversampling_pressure=r.choice_int("oversampling_pressure", 1, OVERSAMPLING),
+        iir_filter=r.choice_int("iir_filter", 0, IIR_FILTER),
+        mode=r.string("mode", "forced", choices=MODES),
+        profile=r.string("profile", equipment, choices=EQUIPMENT),
+        placement=r.string("placement", None, choices=PLACEMENTS),
+        seed=r.integer("seed", 0, low=-(2**63)),
+        faults=tuple(_fault(source, index, j, f) for j, f in enumerate(faults_raw)),
+        interval_s=r.number("interval_s", None, low=0.001, high=3600),
+    )
+    r.check_unknown()
+    return sensor
+
+
+def _fault(source: str, index: int, j: int, item: object) -> FaultConfig:
+    where = f"sensors[{index}].faults[{j}]."
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{source}: key {where[:-1]}: expected a table, got {item!r}")
+    r = _Reader(source, item, where)
+    fault = FaultConfig(
+        kind=r.string("kind", choices=FAULT_KINDS),
+        start_s=r.number("start_s", 0.0, low=0.0),
+        duration_s=r.number("duration_s", None, low=0.0),
+        value=r.number("value", None, low=-1e6, high=1e6),
+        probability=r.number("probability", 0.2, low=0.0, high=1.0),
+    )
+    r.check_unknown()
+    return fault

@@ -1,0 +1,168 @@
+"""MQTT5 publisher over the AWS IoT device SDK: mTLS, QoS 1, PUBACK reason codes honoured."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from awscrt import mqtt5
+from awsiot import mqtt5_client_builder
+
+ACKED, REFUSED, FAILED = "acked", "refused", "failed"
+
+
+class PublisherError(RuntimeError):
+    """The MQTT client could not be built or started."""
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What became of one publish: acked, refused by the broker (with its code) or failed."""
+
+    status: str
+    reason: str = ""
+    code: int | None = None
+
+
+OnDone = Callable[[PublishOutcome], None]
+
+
+class Publisher(Protocol):
+    """What the agent needs from a transport; tests can pass an in-memory one."""
+
+    def start(self) -> None: ...
+
+    def connected(self) -> bool: ...
+
+    def publish(self, topic: str, payload: bytes, on_done: OnDone) -> None: ...
+
+    def stop(self, timeout_s: float = 5.0) -> bool: ...
+
+
+class MqttPublisher:
+    """One MQTT5 connection; the CRT client reconnects by itself with backoff and jitter."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        port: int,
+        cert: Path,
+        key: Path,
+        ca: Path,
+        client_id: str,
+        on_connection: Callable[[bool, str], None] | None = None,
+        ack_timeout_s: int = 20,
+        min_backoff_ms: int = 500,
+        max_backoff_ms: int = 30_000,
+        connect_timeout_ms: int = 10_000,
+        keep_alive_s: int = 60,
+    ) -> None:
+        for what, path in (("cert", cert), ("key", key), ("ca", ca)):
+            if not Path(path).is_file():
+                raise PublisherError(f"{what} file {path} does not exist: expected a PEM file")
+        self._on_connection = on_connection or (lambda up, why: None)
+        self._connected = threading.Event()
+        self._stopped = threading.Event()
+        try:
+            self._client = mqtt5_client_builder.mtls_from_path(
+                endpoint=endpoint,
+                port=port,
+                cert_filepath=str(cert),
+                pri_key_filepath=str(key),
+                ca_filepath=str(ca),
+                client_id=client_id,
+                # Our queue is the only source of truth for what is unsent, so the client
+                # fails in-flight publishes on disconnect and we re-send the same bytes.
+                session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
+                offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_ALL_ON_DISCONNECT,
+                retry_jitter_mode=mqtt5.ExponentialBackoffJitterMode.FULL,
+                min_reconnect_delay_ms=min_backoff_ms,
+                max_reconnect_delay_ms=max_backoff_ms,
+                min_connected_time_to_reset_reconnect_delay_ms=30_000,
+                connack_timeout_ms=connect_timeout_ms,
+                ping_timeout_ms=5_000,
+                ack_timeout_sec=ack_timeout_s,
+                keep_alive_interval_sec=keep_alive_s,
+                enable_metrics_collection=False,
+                on_lifecycle_connection_success=self._on_success,
+                on_lifecycle_connection_failure=self._on_failure,
+                on_lifecycle_disconnection=self._on_disconnection,
+                on_lifecycle_stopped=self._on_stopped,
+            )
+        except Exception as exc:
+            raise PublisherError(
+                f"cannot build the MQTT client for {endpoint}:{port}: {exc}"
+            ) from exc
+
+    def _on_success(self, data: Any) -> None:
+        self._connected.set()
+        self._on_connection(True, "connected")
+
+    def _on_failure(self, data: Any) -> None:
+        self._connected.clear()
+        self._on_connection(False, f"connection failed: {_describe(data.exception)}")
+
+    def _on_disconnection(self, data: Any) -> None:
+        self._connected.clear()
+        self._on_connection(False, f"disconnected: {_describe(data.exception)}")
+
+    def _on_stopped(self, data: Any) -> None:
+        self._connected.clear()
+        self._stopped.set()
+
+    def start(self) -> None:
+        self._stopped.clear()
+        self._client.start()
+
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def publish(self, topic: str, payload: bytes, on_done: OnDone) -> None:
+        """QoS 1 publish; `on_done` runs once, on a client thread, with the outcome."""
+        packet = mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS.AT_LEAST_ONCE)
+        try:
+            future = self._client.publish(packet)
+        except Exception as exc:
+            on_done(PublishOutcome(FAILED, f"publish not accepted by the client: {exc}"))
+            return
+        future.add_done_callback(lambda f: on_done(_outcome(f)))
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Disconnect; True if the client confirmed it stopped within the bound."""
+        try:
+            self._client.stop()
+        except Exception:
+            return False
+        return self._stopped.wait(timeout_s)
+
+
+def _outcome(future: Future[Any]) -> PublishOutcome:
+    try:
+        result = future.result(timeout=0)
+    except Exception as exc:
+        return PublishOutcome(FAILED, _describe(exc))
+    puback = getattr(result, "puback", None)
+    if puback is None:
+        return PublishOutcome(FAILED, "no PUBACK for a QoS 1 publish")
+    code = int(puback.reason_code)
+    # 0 success, 16 no matching subscribers: the broker took the message either way
+    if code < 0x80:
+        return PublishOutcome(ACKED, code=code)
+    name = getattr(puback.reason_code, "name", str(code))
+    detail = f": {puback.reason_string}" if getattr(puback, "reason_string", None) else ""
+    return PublishOutcome(REFUSED, f"broker refused the publish ({name}){detail}", code)
+
+
+def _describe(exc: object) -> str:
+    if exc is None:
+        return "no reason given"
+    name = getattr(exc, "name", None)
+    return f"{name}: {exc}" if name else str(exc)

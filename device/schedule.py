@@ -1,0 +1,72 @@
+"""Fixed-rate deadlines on a monotonic clock, and the publish rate limiter; pure logic."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# IoT Core per-connection limits (publishes per second, bytes per second).
+MAX_PUBLISHES_PER_S = 100.0
+MAX_BYTES_PER_S = 512 * 1024
+
+
+class Ticker:
+    """Deadlines start + k*interval of one periodic task, counting ticks missed when late.
+
+    Deadlines come from the start, never from the last wake-up, so a slow read or a late
+    wake-up does not shift every later sample (no drift)."""
+
+    def __init__(self, start: float, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval {interval!r} is not positive: expected seconds > 0")
+        self.start = start
+        self.interval = interval
+        self.due = start
+        self.missed = 0
+        self._k = 0
+
+    def fire(self, now: float) -> None:
+        """Called when the task ran at `now`: move to the next deadline after it."""
+        k = max(self._k + 1, math.floor((now - self.start) / self.interval) + 1)
+        self.missed += k - self._k - 1
+        self._k = k
+        self.due = self.start + k * self.interval
+
+
+@dataclass
+class RateLimiter:
+    """Token buckets for publishes/s and bytes/s; `delay` says how long until a send fits."""
+
+    publishes_per_s: float = MAX_PUBLISHES_PER_S
+    bytes_per_s: float = MAX_BYTES_PER_S
+    burst_s: float = 0.2
+    _count: float = 0.0
+    _bytes: float = 0.0
+    _at: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._at is None:
+            self._count = self.publishes_per_s * self.burst_s
+            self._bytes = self.bytes_per_s * self.burst_s
+        else:
+            dt = max(0.0, now - self._at)
+            self._count = min(
+                self.publishes_per_s * self.burst_s, self._count + dt * self.publishes_per_s
+            )
+            self._bytes = min(
+                max(self.bytes_per_s * self.burst_s, 0.0), self._bytes + dt * self.bytes_per_s
+            )
+        self._at = now
+
+    def delay(self, now: float, size: int) -> float:
+        """Seconds to wait before `size` bytes may be sent (0 when it may go now)."""
+        self._refill(now)
+        need_count = max(0.0, 1.0 - self._count) / self.publishes_per_s
+        # a message larger than the burst only needs the bucket full, then runs it negative
+        need_bytes = max(0.0, min(size, self.bytes_per_s * self.burst_s) - self._bytes)
+        return max(need_count, need_bytes / self.bytes_per_s)
+
+    def take(self, now: float, size: int) -> None:
+        self._refill(now)
+        self._count -= 1.0
+        self._bytes -= size
