@@ -1,0 +1,45 @@
+"""The template is lint-clean and holds what the design requires of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cfnlint.api import ManualArgs, lint_file
+
+from cloud.local.template import TEMPLATE_PATH, LocalTemplate
+
+
+def test_cfn_lint_finds_nothing() -> None:
+    matches = lint_file(Path(TEMPLATE_PATH), config=ManualArgs(regions=["eu-west-3", "us-east-1"]))
+    assert [str(m) for m in matches] == []
+
+
+def test_raw_bucket_is_versioned_encrypted_private_and_tls_only() -> None:
+    template = LocalTemplate()
+    bucket = template.properties("RawBucket")
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    policies = [template.properties(lid) for lid in template.of_type("AWS::S3::BucketPolicy")]
+    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+        for s in statements
+    )
+
+
+def test_topic_rules_use_sql_2016_and_have_an_error_action() -> None:
+    rules = LocalTemplate().topic_rules()
+    telemetry = next(r for r in rules if r.name.endswith("_telemetry"))
+    kinds = [next(iter(a)) for a in telemetry.actions]
+    assert kinds[:2] == ["S3", "Lambda"]
+    assert telemetry.actions[0]["S3"]["Key"].startswith("raw/site=${topic(3)}/thing=${topic(4)}/")
+    assert all(r.error_action for r in rules)
+
+
+def test_device_policy_publishes_only_as_itself() -> None:
+    policy = LocalTemplate().iot_policy_document("chantier-device")
+    publish = [s for s in policy["Statement"] if s["Action"] == "iot:Publish"]
+    resources = [r for s in publish for r in s["Resource"]]
+    assert resources and all("${iot:Connection.Thing.ThingName}" in r for r in resources)
+    assert all("*" not in r.split(":topic/")[1] for r in resources)
