@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,7 +20,6 @@ from cloud.local.functions import LocalFunctions
 from cloud.local.processes import ChildProcess, free_port, http_ready, moto_argv
 from cloud.local.resources import create_from_template
 from cloud.local.rules_engine import RulesEngine
-from cloud.local.scheduler import LocalScheduler, scale_from_env
 from cloud.local.stackinfo import StackInfo
 from cloud.local.template import LocalTemplate
 
@@ -37,19 +35,10 @@ class LocalStack:
         state_dir: Path,
         on_event: EventSink | None = None,
         template: LocalTemplate | None = None,
-        function_env: Mapping[str, str] | None = None,
-        schedule_scale: float | None = None,
     ) -> None:
-        """`function_env` is added to every function's environment (tests: a crafted rules
-        file); `schedule_scale` multiplies schedule periods (default: CHANTIER_LOCAL_SCHEDULE_SCALE
-        or 1, see cloud/local/scheduler.py)."""
         self.state_dir = state_dir.resolve()
         self.on_event = on_event
         self.template = template or LocalTemplate()
-        self.function_env = dict(function_env or {})
-        self.schedule_scale = schedule_scale
-        self.functions: LocalFunctions | None = None
-        self.scheduler: LocalScheduler | None = None
         self.moto: ChildProcess | None = None
         self.broker: Broker | None = None
         self.bridge: Any = None
@@ -95,9 +84,7 @@ class LocalStack:
                 api_token=secrets.token_urlsafe(24),
             )
             kwargs = info.boto3_kwargs()
-            clients = {
-                name: boto3.client(name, **kwargs) for name in ("s3", "dynamodb", "iot", "sns")
-            }
+            clients = {name: boto3.client(name, **kwargs) for name in ("s3", "dynamodb", "iot")}
             create_from_template(self.template, clients)
 
             self.broker = Broker(broker_dir, info.broker_port)
@@ -111,12 +98,8 @@ class LocalStack:
             )
             info = StackInfo(**{**info.__dict__, "broker_pid": self.broker.process.pid})
 
-            specs = {
-                arn: replace(spec, environment={**spec.environment, **self.function_env})
-                for arn, spec in self.template.functions().items()
-            }
-            functions = self.functions = LocalFunctions(
-                specs, kwargs, self.state_dir / "logs" / "functions.log"
+            functions = LocalFunctions(
+                self.template.functions(), kwargs, self.state_dir / "logs" / "functions.log"
             )
             self.engine = RulesEngine(
                 self.template.topic_rules(), clients["s3"], functions.invoke, on_event=self.on_event
@@ -133,13 +116,6 @@ class LocalStack:
                 handler=self.engine.handle,
             )
             self.bridge.start(self.engine.subscriptions())
-            scale = self.schedule_scale
-            self.scheduler = LocalScheduler(
-                self.template.schedules(),
-                functions.invoke,
-                scale=scale_from_env(os.environ) if scale is None else scale,
-            )
-            self.scheduler.start()
             info.save()
             self.info = info
             return info
@@ -149,11 +125,6 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop in reverse order; safe to call more than once and after a failed start."""
-        if self.scheduler is not None:
-            try:
-                self.scheduler.stop()
-            finally:
-                self.scheduler = None
         if self.bridge is not None:
             try:
                 self.bridge.stop()
