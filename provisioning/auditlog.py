@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from provisioning.files import make_private_dir
+
 AUDIT_LOG_NAME = "provisioning-audit.jsonl"
 # Only these keys may be recorded: an allow-list keeps key material out by construction.
 ALLOWED_DETAILS = frozenset(
@@ -51,7 +53,7 @@ class AuditLog:
             **{k: v for k, v in details.items() if v is not None},
         }
         line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, line)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from provisioning.files import write_private, write_public
+from provisioning.files import make_private_dir, write_private, write_public
 
 MANIFEST = "bundle.json"
 ROOT_CA = "root-ca.pem"
@@ -102,7 +102,7 @@ def render_agent_toml(info: BundleInfo, settings: AgentSettings) -> str:
 
 def new_staging_dir(out_root: Path, thing: str) -> Path:
     """A private folder next to the final bundle, so publishing it is one rename."""
-    out_root.mkdir(parents=True, exist_ok=True)
+    make_private_dir(out_root)
     staging = out_root / f".staging-{thing}-{secrets.token_hex(4)}"
     staging.mkdir(mode=0o700)
     return staging

@@ -334,6 +334,8 @@ class CertificateAuthority:
             .issuer_name(self.certificate.subject)
             .last_update(now - BACKDATE)
             .next_update(now + CRL_VALIDITY)
+            # RFC 5280 wants an increasing CRL number; the issue time in ms is one.
+            .add_extension(x509.CRLNumber(int(now.timestamp() * 1000)), critical=False)
         )
         for serial, when in sorted(revoked.items()):
             builder = builder.add_revoked_certificate(

@@ -138,7 +138,16 @@ def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sensor", action="append", dest="sensors", help="sensor name (repeatable)"
     )
-    parser.add_argument("--topic-prefix", default="", help="Basic Ingest prefix for agent.toml")
+    parser.add_argument(
+        "--rule-prefix",
+        default="chantier",
+        help="RulePrefix of the deployed template (AWS mode: Basic Ingest topics)",
+    )
+    parser.add_argument(
+        "--topic-prefix",
+        help="topic prefix for agent.toml; may hold {kind} "
+        "(default AWS: $aws/rules/<rule-prefix>_{kind}/, local: none)",
+    )
     parser.add_argument("--agent-state-dir", default="/var/lib/chantier")
 
 
@@ -189,9 +198,16 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
         driver=driver,
         sensors=tuple(args.sensors or ("main",)),
         state_dir=args.agent_state_dir,
-        topic_prefix=args.topic_prefix,
+        topic_prefix=_topic_prefix(args),
         key_path=args.key_path,
     )
+
+
+def _topic_prefix(args: argparse.Namespace) -> str:
+    if args.topic_prefix is not None:
+        return str(args.topic_prefix)
+    # In AWS each kind goes to its own rule through Basic Ingest (no messaging charge).
+    return f"$aws/rules/{args.rule_prefix}_{{kind}}/" if wants_aws(args.aws) else ""
 
 
 def _read_csr(path: Path | None) -> bytes | None:

@@ -69,8 +69,14 @@ def local_backend(state_dir: Path | None = None, *, iot: Any = None) -> LocalBac
         # The stack writes the template's policy (resolved) for its broker; the built-in
         # equivalent is only for a stack that did not.
         policy_document=load_policy_file(state / "broker" / "device-policy.json")
-        or device_policy_document(REGION, ACCOUNT_ID, [info.rule_name]),
+        or device_policy_document(REGION, ACCOUNT_ID, _ingest_rules(info.rule_name)),
     )
+
+
+def _ingest_rules(telemetry_rule: str) -> list[str]:
+    # The template names its rules <prefix>_telemetry and <prefix>_health.
+    health_rule = telemetry_rule.removesuffix("_telemetry") + "_health"
+    return sorted({telemetry_rule, health_rule})
 
 
 def aws_backend(

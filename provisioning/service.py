@@ -252,9 +252,12 @@ class Provisioner:
                 f"site membership of {thing}",
                 lambda: self.registry.remove_from_site(thing, spec.site),
             )
-            if existing.site:
-                with contextlib.suppress(Exception):
-                    self.registry.remove_from_site(thing, existing.site)
+            if existing.site and self.registry.site_exists(existing.site):
+                self.registry.remove_from_site(thing, existing.site)
+                undo.push(
+                    f"former site membership of {thing}",
+                    lambda: self.registry.add_to_site(thing, existing.site),
+                )
 
     def _deliver(
         self,

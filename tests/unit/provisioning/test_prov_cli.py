@@ -181,3 +181,21 @@ def test_audit_exit_code_follows_fail_on(
     assert code == 1 and "policy-wildcard" in out
     assert run(capsys, "audit", "--fail-on", "critical", *aws_cli)[0] == 0
     assert run(capsys, "audit", "--fail-on", "none", *aws_cli)[0] == 0
+
+
+def test_aws_bundle_publishes_through_basic_ingest(
+    capsys: pytest.CaptureFixture[str], aws_cli: list[str], tmp_path: Path
+) -> None:
+    from chantier.names import topic
+    from device.config import load_config
+
+    run(capsys, "site", "add", "lyon", *aws_cli)
+    code, _, err = run(
+        capsys, "device", "exc-01", "--site", "lyon", "--equipment", "excavator", *aws_cli
+    )
+    assert code == 0, err
+    config = load_config(tmp_path / "certs" / "exc-01" / "agent.toml", env={})
+    assert [s.driver for s in config.sensors] == ["bme280"]
+    assert topic("lyon", "exc-01", "health", config.topic_prefix) == (
+        "$aws/rules/chantier_health/dt/chantier/lyon/exc-01/health"
+    )

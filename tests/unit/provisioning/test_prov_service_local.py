@@ -330,3 +330,11 @@ def test_a_second_provisioner_on_the_same_registry_sees_the_thing(
     other = Provisioner(LocalBackend(ca, Registry(iot), ("127.0.0.1", 1)), tmp_path / "other")
     with pytest.raises(ThingExistsError):
         other.provision(EXC)
+
+
+def test_reprovisioning_on_another_site_moves_the_thing(local: Provisioner, iot: Any) -> None:
+    local.provision(EXC)
+    local.provision(DeviceSpec("exc-01", "paris", "excavator"), force=True, create_site=True)
+    groups = iot.list_thing_groups_for_thing(thingName="exc-01")["thingGroups"]
+    assert [g["groupName"] for g in groups] == ["site-paris"]
+    assert iot.describe_thing(thingName="exc-01")["attributes"]["site"] == "paris"
