@@ -115,8 +115,9 @@ def build(
     """Wire the service from environment variables; `boto3_kwargs` points clients elsewhere."""
     import boto3
 
-    # SNS notifications are wired there, only when ALERTS_TOPIC_ARN is set.
-    from cloud.handlers.alerting import alert_engine
+    from cloud.alerts.dynamodb_store import DynamoAlertStore
+    from cloud.alerts.engine import AlertEngine
+    from cloud.alerts.rules import load_rules
 
     kwargs = dict(boto3_kwargs or {})
     s3 = boto3.client("s3", **kwargs)
@@ -126,7 +127,7 @@ def build(
     service = IngestService(
         readings=ReadingsStore(dynamodb.Table(env["READINGS_TABLE"])),
         errors=ErrorArchive(s3, env["RAW_BUCKET"]),
-        alerts=alert_engine(env, kwargs, dynamodb),
+        alerts=AlertEngine(load_rules(), DynamoAlertStore(dynamodb.Table(env["ALERTS_TABLE"]))),
         logger=logger,
         metrics=metrics,
     )
