@@ -36,6 +36,7 @@ def test_demo_shows_batches_landing_an_alert_and_a_summary(tmp_path: Path) -> No
     assert re.search(r"-> crane-01 published batch \d+", out)
     assert re.search(r"<- landed s3://…/raw/site=demo-lyon/thing=gen-01/date=\d{4}-\d\d-\d\d/", out)
     assert "alert exc-01/engine/engine-overheat: NORMAL -> ACTIVE" in out
+    assert re.search(r"alerts opened during the run: \d+ \(.*exc-01/engine/engine-overheat", out)
     summary = out[out.index("summary") :]
     published = int(re.search(r"batches published (\d+)", summary).group(1))  # type: ignore[union-attr]
     acked = int(re.search(r"acknowledged (\d+)", summary).group(1))  # type: ignore[union-attr]
