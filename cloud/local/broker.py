@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import signal
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,12 +131,24 @@ def render_config(port: int, files: BrokerFiles, ca: Path, cert: Path, key: Path
 
 
 def registry_things(iot_client: Any) -> list[tuple[str, str]]:
-    """(thing, site) for every thing in the registry that has a site attribute."""
+    """(thing, site) for every thing with a site attribute and an ACTIVE certificate attached.
+
+    Mosquitto checks its CRL only when a device connects, but its ACL on every publish: leaving
+    a revoked thing out of the ACL is what cuts off a stolen device that is still connected.
+    """
+    active: set[str] = set()
+    for page in iot_client.get_paginator("list_certificates").paginate():
+        active.update(
+            c["certificateArn"] for c in page.get("certificates", []) if c["status"] == "ACTIVE"
+        )
     things: list[tuple[str, str]] = []
     for page in iot_client.get_paginator("list_things").paginate():
         for thing in page.get("things", []):
             site = thing.get("attributes", {}).get("site")
-            if site:
+            if not site:
+                continue
+            principals = iot_client.list_thing_principals(thingName=thing["thingName"])
+            if active.intersection(principals.get("principals", [])):
                 things.append((thing["thingName"], site))
     return things
 
@@ -147,8 +160,13 @@ def write_acl(files: BrokerFiles, things: Iterable[tuple[str, str]]) -> None:
     tmp.replace(files.acl)
 
 
+# Mosquitto handles SIGHUP in its main loop, within milliseconds; its log file is written
+# late, so it cannot tell us when the reload happened. A short pause covers it.
+RELOAD_SETTLE_S = 0.25
+
+
 def reload(files: BrokerFiles) -> None:
-    """Ask the running broker to re-read its ACL and CRL."""
+    """Ask the running broker to re-read its ACL and CRL, and give it time to do so."""
     try:
         pid = int(files.pid.read_text().strip())
     except (OSError, ValueError):
@@ -157,6 +175,7 @@ def reload(files: BrokerFiles) -> None:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
         return
+    time.sleep(RELOAD_SETTLE_S)
 
 
 def refresh_broker(state_dir: Path) -> None:
@@ -199,7 +218,7 @@ class Broker:
 
     def refresh(self, things: Iterable[tuple[str, str]]) -> None:
         write_acl(self.files, things)
-        self.process.signal(signal.SIGHUP)
+        reload(self.files)
 
     def stop(self) -> None:
         self.process.stop()
