@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,17 +42,18 @@ class LocalFunctions:
         self._lock = threading.Lock()
 
     def _build(self, arn: str) -> Any:
-        from aws_lambda_powertools import Logger
 
         spec = self._specs.get(arn)
         if spec is None:
             raise FunctionNotFoundError(f"no function with ARN {arn} in the template")
         module_name, _, _ = spec.handler.rpartition(".")
         module = importlib.import_module(module_name)
-        self._log_path.parent.mkdir(parents=True, exist_ok=True)
-        logger = Logger(
-            service=spec.environment.get("POWERTOOLS_SERVICE_NAME", spec.name),
-            logger_handler=logging.FileHandler(self._log_path),
+        from cloud.local.logfiles import file_logger
+
+        # file_logger, not Logger(logger_handler=…): a second stack in one process would
+        # otherwise get a handler without formatter and fail on the first append_keys.
+        logger = file_logger(
+            spec.environment.get("POWERTOOLS_SERVICE_NAME", spec.name), self._log_path
         )
         return module.build(spec.environment, self._boto3_kwargs, logger=logger)
 
