@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import queue as stdqueue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,12 +28,18 @@ from device.queue import (
     NewReading,
 )
 from device.schedule import RateLimiter, Ticker
-from device.sensors.base import Measurement, Sensor, SensorError, check_measurement
+from device.sensors.base import Measurement, Sensor, check_measurement
 from device.urgency import Urgency, default_urgency
 
 log = logging.getLogger("chantier.agent")
 
 EventSink = Callable[[str, dict[str, Any]], None]
+
+
+class AgentError(RuntimeError):
+    """The agent cannot go on (a bug or a broken state directory); systemd restarts it."""
+
+
 # Batches in flight at once: enough to fill 100 publishes/s at a 100 ms round trip.
 WINDOW = 16
 # Readings waiting beyond this many normal budgets are an outage backlog: send them in big
@@ -71,6 +78,7 @@ class _Counters:
     health_published: int = 0
     sensor_errors: int = 0
     restamped: int = 0
+    readings_lost: int = 0
     missed_ticks: int = 0
     refusals: dict[int, int] = field(default_factory=dict)
 
@@ -118,7 +126,8 @@ class Agent:
         self._connected = False
         self._connected_since: int | None = None
         self._started_mono = time.monotonic()
-        self._startup_split = 0
+        self._backlog_split = 0
+        self._urgent_pending = True  # checked once at start: urgent readings of a past run
         self._last_publish_ms: int | None = None
         self._last_ack_ms: int | None = None
         self._was_synced = False
@@ -126,6 +135,7 @@ class Agent:
         self._lock = threading.Lock()
         self._health_seq = 0
         self._limit_wait = 0.0
+        self._fatal: BaseException | None = None
         # the loop stamps this on every pass; the systemd watchdog only pets a live loop
         self.heartbeat = time.monotonic()
 
@@ -156,6 +166,7 @@ class Agent:
             "health_published": c.health_published,
             "sensor_errors": c.sensor_errors,
             "restamped": c.restamped,
+            "readings_lost": c.readings_lost,
             "queue_depth": q.depth if q else 0,
             "dropped": q.dropped_since_open if q else 0,
             "connected": self._connected,
@@ -176,23 +187,40 @@ class Agent:
         orphans = q.stamp_orphans(self.os_boot)
         if orphans:
             self._emit("orphans-stamped", logging.WARNING, readings=orphans)
-        self._startup_split = q.max_reading_id()
+        # everything left by an earlier run is backlog
+        self._backlog_split = q.max_reading_id()
         publisher = self._publisher
         if publisher is None:
-            from device.mqtt import MqttPublisher
+            from device.mqtt import MqttPublisher, PublisherError
 
-            publisher = MqttPublisher(
-                endpoint=cfg.endpoint,
-                port=cfg.port,
-                cert=cfg.cert,
-                key=cfg.key,
-                ca=cfg.ca,
-                client_id=cfg.thing,
-                on_connection=self._on_connection,
-            )
+            try:
+                publisher = self._build_publisher(MqttPublisher)
+            except PublisherError:
+                q.close()
+                raise
         elif hasattr(publisher, "set_on_connection"):
             publisher.set_on_connection(self._on_connection)
         self._publisher = publisher
+        self._run_loop(stop, publisher)
+
+    def _build_publisher(self, factory: Any) -> Any:
+        cfg = self.config
+        return factory(
+            endpoint=cfg.endpoint,
+            port=cfg.port,
+            cert=cfg.cert,
+            key=cfg.key,
+            ca=cfg.ca,
+            client_id=cfg.thing,
+            on_connection=self._on_connection,
+            min_backoff_ms=int(cfg.reconnect_min_s * 1000),
+            max_backoff_ms=int(max(cfg.reconnect_min_s, cfg.reconnect_max_s) * 1000),
+        )
+
+    def _run_loop(self, stop: threading.Event, publisher: Any) -> None:
+        cfg = self.config
+        q = self._queue
+        assert q is not None
         self._emit(
             "started",
             boot=self.boot,
@@ -211,6 +239,8 @@ class Agent:
         status_due = 0.0
         try:
             while not stop.is_set():
+                if self._fatal is not None:
+                    raise AgentError(f"sampler stopped: {self._fatal!r}") from self._fatal
                 now = self.heartbeat = time.monotonic()
                 self._drain_outcomes()
                 self._expire_inflight(now)
@@ -231,7 +261,9 @@ class Agent:
 
     # -- connection ---------------------------------------------------------------------------
     def _on_connection(self, up: bool, why: str) -> None:
-        if up == self._connected and up:
+        if up == self._connected:
+            if not up:  # another failed attempt while offline: not news
+                log.debug("connect-failed", extra={"event": "connect-failed", "reason": why})
             return
         self._connected = up
         if up:
@@ -244,6 +276,15 @@ class Agent:
 
     # -- sampling -----------------------------------------------------------------------------
     def _sample_loop(self, stop: threading.Event) -> None:
+        try:
+            self._sample_until(stop)
+        except Exception as exc:
+            # a bug, not a sensor fault: let the main loop end the run so systemd restarts it
+            log.exception("sampler failed", extra={"event": "sampler-failed"})
+            self._fatal = exc
+            self._wake.set()
+
+    def _sample_until(self, stop: threading.Event) -> None:
         start = time.monotonic()
         tickers = {
             s.name: Ticker(start, self.config.sensor_interval(self.config_for(s.name)))
@@ -287,7 +328,7 @@ class Agent:
         wall_ms = int(self.clock.wall() * 1000)
         try:
             m = check_measurement(sensor.read())
-        except (SensorError, OSError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # any driver failure is this sensor's, not the agent's
             status.errors += 1
             status.consecutive_errors += 1
             status.last_error = f"{type(exc).__name__}: {exc}"
@@ -323,7 +364,12 @@ class Agent:
         synced = self.clock.synced()
         ts = wall_ms if synced else None
         item = reading_dict(name, ts or wall_ms, m.temperature, m.humidity, m.pressure)
-        urgent = bool(self.urgency.urgent(name, item))
+        try:
+            urgent = bool(self.urgency.urgent(name, item))
+        except Exception:
+            # the edge check only speeds alerts up; the cloud evaluates every reading anyway
+            log.exception("urgency check failed", extra={"event": "urgency-failed"})
+            urgent = False
         return NewReading(
             sensor=name,
             ts=ts,
@@ -339,7 +385,13 @@ class Agent:
     def _commit(self, readings: list[NewReading]) -> None:
         assert self._queue is not None
         before = self._queue.dropped_since_open
-        self._queue.add(readings)
+        try:
+            self._queue.add(readings)
+        except (sqlite3.Error, OSError) as exc:
+            # disk full or failing card: keep sampling, say loudly what could not be kept
+            self.counters.readings_lost += len(readings)
+            self._emit("queue-error", logging.ERROR, error=str(exc), lost=len(readings))
+            return
         dropped = self._queue.dropped_since_open - before
         self.counters.readings += len(readings)
         if dropped:
@@ -351,6 +403,7 @@ class Agent:
                 reason="queue full: oldest readings dropped",
             )
         if any(r.urgent for r in readings):
+            self._urgent_pending = True
             self.counters.urgent += sum(r.urgent for r in readings)
             self._emit(
                 "urgent",
@@ -379,23 +432,26 @@ class Agent:
         q = self._queue
         assert q is not None
         cfg = self.config
-        now_ms = int(self.clock.monotonic() * 1000)
-        sent_at = int(self.clock.wall() * 1000)
-        synced = self.clock.synced()
-        if not synced:
+        if not self.clock.synced():
             # a batch's sentAt must come from a synced clock as well; wait for it
             return
-        everything = q.pending()
-        if everything.urgent:
+        now_ms = int(self.clock.monotonic() * 1000)
+        sent_at = int(self.clock.wall() * 1000)
+        if self._urgent_pending:
+            self._urgent_pending = False
             while self._form(PRIORITY_URGENT, sent_at, cfg.batch_max_bytes, urgent_only=True):
                 pass
-        split = self._startup_split
-        if everything.bytes > BACKLOG_FACTOR * cfg.batch_max_bytes:
-            split = max(split, q.id_at_or_after_mono(now_ms - int(cfg.batch_max_age_s * 1000)))
+        # The split is fixed when the backlog is found (at start, or when an outage left more
+        # than a few batches waiting): readings after it are live and keep flowing at their
+        # normal pace while the backlog drains in large batches.
+        if not self._backlog_split and q.pending().bytes > BACKLOG_FACTOR * cfg.batch_max_bytes:
+            self._backlog_split = q.max_reading_id()
+            self._emit("backlog", readings=q.depth)
+        split = self._backlog_split
         if split:
             while q.count_unsent(PRIORITY_BACKLOG) < BACKLOG_AHEAD:
                 if not self._form(PRIORITY_BACKLOG, sent_at, BACKLOG_MAX_BYTES, up_to_id=split):
-                    self._startup_split = 0
+                    self._backlog_split = 0
                     break
         for _ in range(BACKLOG_AHEAD * 4):
             live = q.pending(newer_than_id=split)

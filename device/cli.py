@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the agent; SIGTERM/SIGINT stop it cleanly with exit 0."""
     from device.agent import Agent
     from device.logs import setup_logging
-    from device.systemd import Notifier
+    from device.notify import Notifier
 
     config = _load(args.config)
     if config is None:

@@ -38,6 +38,8 @@ ENV_KEYS = (
     "run_id",
     "clock_sync",
     "log_level",
+    "reconnect_min_s",
+    "reconnect_max_s",
 )
 DRIVERS = ("bme280", "simulated")
 CLOCK_SYNC_MODES = ("auto", "systemd", "kernel", "assume-synced")
@@ -107,6 +109,9 @@ class AgentConfig:
     run_id: str | None = None
     clock_sync: str = "auto"
     log_level: str = "info"
+    # exponential backoff with full jitter between reconnection attempts
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
     sensors: tuple[SensorConfig, ...] = field(default_factory=tuple)
     source: str = "<code>"
 
@@ -264,6 +269,8 @@ def config_from_mapping(
         run_id=run_id,
         clock_sync=r.string("clock_sync", "auto", choices=CLOCK_SYNC_MODES),
         log_level=r.string("log_level", "info", choices=("debug", "info", "warning", "error")),
+        reconnect_min_s=r.number("reconnect_min_s", 1.0, low=0.05, high=600),
+        reconnect_max_s=r.number("reconnect_max_s", 60.0, low=0.1, high=3600),
         sensors=tuple(_sensor(source, i, item, equipment) for i, item in enumerate(sensors_raw)),
         source=source,
     )

@@ -294,14 +294,6 @@ class DurableQueue:
             ).fetchone()
         return Pending(int(row[0]), int(row[1]), int(row[2]), row[3], int(row[4]))
 
-    def id_at_or_after_mono(self, mono_ms: int) -> int:
-        """Highest reading id taken before `mono_ms` (0 if none): splits backlog from live."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT MAX(id) FROM readings WHERE mono_ms < ?", (mono_ms,)
-            ).fetchone()
-        return int(row[0] or 0)
-
     # -- batches ------------------------------------------------------------------------------
     def form_batch(
         self,

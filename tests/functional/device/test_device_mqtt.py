@@ -108,6 +108,6 @@ def test_reconnects_after_broker_restart(broker: Broker, pki: Pki) -> None:
         assert pub.wait_connected(10)
         ok = publish_and_wait(pub, "dt/chantier/site-a/exc-01/health", b"{}")
         assert ok.status == ACKED
+        assert ups[0] is True and False in ups and ups[-1] is True
     finally:
         pub.stop(5)
-    assert ups[0] is True and False in ups and ups[-1] is True

@@ -23,7 +23,10 @@ from functional.device.device_broker import (
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
 
-FAST = "sample_interval_s = 0.02\nbatch_max_age_s = 0.3\nhealth_interval_s = 2\n"
+FAST = (
+    "sample_interval_s = 0.02\nbatch_max_age_s = 0.3\nhealth_interval_s = 2\n"
+    "reconnect_min_s = 0.1\nreconnect_max_s = 1\n"
+)
 
 
 def graceful_stop(process: subprocess.Popen[bytes], bound_s: float = 10.0) -> float:
@@ -31,6 +34,11 @@ def graceful_stop(process: subprocess.Popen[bytes], bound_s: float = 10.0) -> fl
     process.send_signal(signal.SIGTERM)
     assert process.wait(bound_s) == 0, "SIGTERM must end the agent with exit 0"
     return time.monotonic() - started
+
+
+def started_runs(log: Path) -> int:
+    """How many agent runs logged their start (one JSON line each)."""
+    return log.read_text().count('"event": "started"') if log.exists() else 0
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:
@@ -59,9 +67,15 @@ def test_sigkill_at_random_moments_loses_nothing(
     on_disk: set = set()
     kills = 20
     for _ in range(kills):
+        before = started_runs(log)
         process = start_agent(config, log)
         try:
-            time.sleep(rng.uniform(0.2, 1.2))
+            if rng.random() < 0.25:
+                time.sleep(rng.uniform(0.0, 0.6))  # somewhere in start-up
+            else:
+                # somewhere in the running agent, whatever the machine's load
+                wait_until(lambda before=before: started_runs(log) > before, 15)
+                time.sleep(rng.uniform(0.0, 1.0))
         finally:
             kill(process)
         on_disk |= queue_snapshot(state)
@@ -75,7 +89,7 @@ def test_sigkill_at_random_moments_loses_nothing(
     still = queue_snapshot(state)
     assert took < 8
     batches, readings = check_delivery(collector, on_disk, still)
-    assert readings > 200, f"seed {seed}: only {readings} readings arrived"
+    assert readings > 100, f"seed {seed}: only {readings} readings arrived"
     assert on_disk - still, "the test never saw a queued reading: it proves nothing"
     print(
         f"seed {seed}: {kills} kills, {batches} batches, {readings} readings, "

@@ -18,6 +18,7 @@ from device.agent import Agent
 from device.clock import FakeClock
 from device.config import SensorConfig, config_from_mapping
 from device.mqtt import REFUSED
+from device.sensors.base import Measurement
 from device.urgency import NeverUrgent
 
 TELEMETRY = json.loads(schema_text())
@@ -39,6 +40,21 @@ class Clock:
 
     def synced(self) -> bool:
         return self.is_synced
+
+
+class CountingSensor:
+    """Temperature 0.01, 0.02, ...: each reading is distinct."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+
+    def read(self) -> Measurement:
+        self.count += 1
+        return Measurement(round(self.count / 100, 2), 50.0, 1000.0)
+
+    def close(self) -> None:
+        pass
 
 
 def make_config(tmp_path: Path, **over: Any) -> Any:
@@ -143,7 +159,9 @@ def test_outage_backlog_replayed_in_big_batches_newest_not_starved(tmp_path: Pat
     pub = FakePublisher()
     pub.up = False
     config = make_config(tmp_path, sample_interval_s=0.005, batch_max_bytes=1000)
-    agent = Agent(config, publisher=pub, clock=Clock(), urgency=NeverUrgent())
+    # every reading distinct, so a reading sent in two batches shows
+    sensors = [CountingSensor("engine"), CountingSensor("cabin")]
+    agent = Agent(config, sensors=sensors, publisher=pub, clock=Clock(), urgency=NeverUrgent())
     with Running(agent):
         wait_for(lambda: agent.stats()["readings"] >= 300)
         assert pub.telemetry() == []
@@ -153,9 +171,11 @@ def test_outage_backlog_replayed_in_big_batches_newest_not_starved(tmp_path: Pat
     payloads = pub.telemetry()
     sizes = [len(p) for p in payloads]
     assert max(sizes) > 4 * config.batch_max_bytes  # backlog went in large batches
+    names = [(json.loads(p)["boot"], json.loads(p)["seq"]) for p in payloads]
+    assert len(names) == len(set(names)), names
     got = readings_of(payloads)
     assert len(got) + agent.stats()["queue_depth"] == agent.stats()["readings"] >= taken
-    assert len({(r["sensorId"], r["ts"]) for r in got}) == len(got)
+    assert len({(r["sensorId"], r["temperature"]) for r in got}) == len(got)
 
 
 def test_failing_sensor_reported_retried_others_keep_running(tmp_path: Path) -> None:
@@ -287,3 +307,41 @@ def test_bme280_that_disappears_is_reported_and_the_other_keeps_running(tmp_path
     assert all(
         r["temperature"] == pytest.approx(60.0, abs=0.02) for r in got if r["sensorId"] == "engine"
     )
+
+
+def test_driver_bug_in_one_sensor_does_not_stop_the_others(tmp_path: Path) -> None:
+    broken = ScriptedSensor("engine", [TypeError("driver bug")] * 1000)
+    steady = ScriptedSensor("cabin", [])
+    agent = Agent(
+        make_config(tmp_path),
+        sensors=[broken, steady],
+        publisher=FakePublisher(),
+        clock=Clock(),
+        urgency=NeverUrgent(),
+    )
+    with Running(agent) as running:
+        wait_for(lambda: agent.stats()["sensors"]["cabin"]["readings"] >= 10)
+        assert running.thread.is_alive()
+    engine = agent.stats()["sensors"]["engine"]
+    assert engine["status"] == "failing" and "TypeError: driver bug" in engine["lastError"]
+
+
+def test_corrupt_queue_set_aside_reported_in_health(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "queue.db").write_bytes(b"\x00garbage" * 512)
+    events: list[tuple[str, dict[str, Any]]] = []
+    pub = FakePublisher()
+    agent = Agent(
+        make_config(tmp_path),
+        publisher=pub,
+        clock=Clock(),
+        urgency=NeverUrgent(),
+        on_event=lambda k, d: events.append((k, d)),
+    )
+    with Running(agent):
+        wait_for(lambda: len(pub.health()) >= 1)
+    health = json.loads(pub.health()[0])
+    assert health["queue"]["setAside"] and "corrupt" in health["queue"]["setAside"]
+    assert any(k == "queue-set-aside" for k, _ in events)
+    assert Path(health["queue"]["setAside"]).exists()
