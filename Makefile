@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
 
-.PHONY: demo test unit functional e2e lint bench install mosquitto clean package
+.PHONY: demo test unit functional e2e lint bench install mosquitto chromium clean package screenshots
 
 demo: install mosquitto
 	$(VENV)/bin/chantier demo $(DEMO_ARGS)
 
-test: install mosquitto lint
+test: install mosquitto chromium lint
 	$(PY) -m pytest tests/unit tests/functional tests/e2e -q
 
 unit: install
@@ -20,7 +20,7 @@ unit: install
 functional: install mosquitto
 	$(PY) -m pytest tests/functional -q
 
-e2e: install mosquitto
+e2e: install mosquitto chromium
 	$(PY) -m pytest tests/e2e -q
 
 lint: install
@@ -46,6 +46,14 @@ $(STAMP): pyproject.toml
 
 mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || bash scripts/install-mosquitto.sh
+
+# Headless browser tests of the local dashboard use Debian's Chromium.
+chromium:
+	@test -x /usr/bin/chromium || bash scripts/install-chromium.sh
+
+# Dashboard screenshots for docs/dashboards.md.
+screenshots: install mosquitto chromium
+	$(PY) scripts/screenshots.py
 
 # Lambda code for `sam deploy` (see docs/deploy.md).
 package: install

@@ -33,6 +33,8 @@ class IngestService:
     alerts: Any  # cloud.alerts.engine.AlertEngine
     logger: Logger
     metrics: Metrics
+    # Keeps the last health message per machine for the dashboard (cloud/dashboard/health_store.py).
+    health: Any = None
 
     def handle(self, event: Any) -> dict[str, Any]:
         if isinstance(event, dict) and event.get("kind") == "health":
@@ -58,8 +60,11 @@ class IngestService:
             batch = outcome.batch
             if batch is None:
                 return {"accepted": 0, "rejected": len(outcome.rejections), "transitions": 0}
-            stored = self.readings.put_batch(batch)
+            # Alerts first: they are the latency that matters (reading -> ACTIVE). A failure
+            # after them is safe to retry, since the engine drops a batch it already applied and
+            # the readings are keyed by time.
             transitions = self.alerts.process_batch(batch)
+            stored = self.readings.put_batch(batch)
             for transition in transitions:
                 self.logger.info("alert transition", extra={"transition": _describe(transition)})
             temperatures = [r["temperature"] for r in batch["readings"]]
@@ -86,6 +91,8 @@ class IngestService:
 
     def _health(self, event: dict[str, Any]) -> dict[str, Any]:
         transitions = self.alerts.process_health(event)
+        if self.health is not None:
+            self.health.put(event)
         self.metrics.add_metric(name="health_received", unit=MetricUnit.Count, value=1)
         self.logger.info(
             "health", extra={"thing": event.get("thing"), "transitions": len(transitions)}
@@ -115,9 +122,9 @@ def build(
     """Wire the service from environment variables; `boto3_kwargs` points clients elsewhere."""
     import boto3
 
-    from cloud.alerts.dynamodb_store import DynamoAlertStore
-    from cloud.alerts.engine import AlertEngine
-    from cloud.alerts.rules import load_rules
+    # SNS notifications are wired there, only when ALERTS_TOPIC_ARN is set.
+    from cloud.dashboard.health_store import HealthStore
+    from cloud.handlers.alerting import alert_engine
 
     kwargs = dict(boto3_kwargs or {})
     s3 = boto3.client("s3", **kwargs)
@@ -127,9 +134,10 @@ def build(
     service = IngestService(
         readings=ReadingsStore(dynamodb.Table(env["READINGS_TABLE"])),
         errors=ErrorArchive(s3, env["RAW_BUCKET"]),
-        alerts=AlertEngine(load_rules(), DynamoAlertStore(dynamodb.Table(env["ALERTS_TABLE"]))),
+        alerts=alert_engine(env, kwargs, dynamodb),
         logger=logger,
         metrics=metrics,
+        health=HealthStore(dynamodb.Table(env["ALERTS_TABLE"])),
     )
 
     @metrics.log_metrics

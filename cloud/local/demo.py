@@ -123,6 +123,8 @@ def run_demo(
             "ok",
             f"broker mqtts://{info.broker_host}:{info.broker_port}, AWS APIs {info.aws_endpoint}",
         )
+        # The token rides in the fragment, which browsers never send to the server.
+        printer.line("ok", f"dashboard {info.api_url}/#/site/{SITE}?token={info.api_token}")
         service = provisioner(stack)
         configs = []
         # One broker reload for the whole fleet rather than one per machine.

@@ -1,4 +1,4 @@
-"""Creates the template's buckets, tables and IoT policies in the local AWS APIs (moto)."""
+"""Creates the template's buckets, tables, IoT policies and SNS topics in the local AWS APIs."""
 
 from __future__ import annotations
 
@@ -79,6 +79,13 @@ def create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
         )
 
 
+def create_topic(sns: Any, name: str, props: dict[str, Any]) -> str:
+    """Create an SNS topic with the template's attributes; returns its ARN."""
+    attributes = {key: str(props[key]) for key in ("DisplayName", "KmsMasterKeyId") if key in props}
+    response = sns.create_topic(Name=name, Attributes=attributes)
+    return str(response["TopicArn"])
+
+
 def create_from_template(template: LocalTemplate, clients: dict[str, Any]) -> dict[str, str]:
     """Create every supported resource; returns logical id → physical name."""
     created: dict[str, str] = {}
@@ -96,4 +103,8 @@ def create_from_template(template: LocalTemplate, clients: dict[str, Any]) -> di
             policyName=props["PolicyName"], policyDocument=json.dumps(props["PolicyDocument"])
         )
         created[logical_id] = props["PolicyName"]
+    for logical_id in template.of_type("AWS::SNS::Topic"):
+        created[logical_id] = create_topic(
+            clients["sns"], template.physical_name(logical_id), template.properties(logical_id)
+        )
     return created

@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,6 +21,7 @@ from cloud.local.functions import LocalFunctions
 from cloud.local.processes import ChildProcess, free_port, http_ready, moto_argv
 from cloud.local.resources import create_from_template
 from cloud.local.rules_engine import RulesEngine
+from cloud.local.scheduler import LocalScheduler, scale_from_env
 from cloud.local.stackinfo import StackInfo
 from cloud.local.template import LocalTemplate
 
@@ -35,10 +37,20 @@ class LocalStack:
         state_dir: Path,
         on_event: EventSink | None = None,
         template: LocalTemplate | None = None,
+        function_env: Mapping[str, str] | None = None,
+        schedule_scale: float | None = None,
     ) -> None:
+        """`function_env` is added to every function's environment (tests: a crafted rules
+        file); `schedule_scale` multiplies schedule periods (default: CHANTIER_LOCAL_SCHEDULE_SCALE
+        or 1, see cloud/local/scheduler.py)."""
         self.state_dir = state_dir.resolve()
         self.on_event = on_event
         self.template = template or LocalTemplate()
+        self.function_env = dict(function_env or {})
+        self.schedule_scale = schedule_scale
+        self.functions: LocalFunctions | None = None
+        self.scheduler: LocalScheduler | None = None
+        self.api: Any = None  # cloud.local.api_server.ApiServer once started
         self.moto: ChildProcess | None = None
         self.broker: Broker | None = None
         self.bridge: Any = None
@@ -79,12 +91,14 @@ class LocalStack:
                 raw_bucket=self.template.physical_name("RawBucket"),
                 alerts_table=self.template.physical_name("AlertsTable"),
                 readings_table=self.template.physical_name("ReadingsTable"),
-                runs_table="",
+                runs_table=self.template.physical_name("RunsTable"),
                 rule_name=self.template.physical_name("TelemetryRule"),
                 api_token=secrets.token_urlsafe(24),
             )
             kwargs = info.boto3_kwargs()
-            clients = {name: boto3.client(name, **kwargs) for name in ("s3", "dynamodb", "iot")}
+            clients = {
+                name: boto3.client(name, **kwargs) for name in ("s3", "dynamodb", "iot", "sns")
+            }
             create_from_template(self.template, clients)
 
             self.broker = Broker(broker_dir, info.broker_port)
@@ -98,8 +112,12 @@ class LocalStack:
             )
             info = StackInfo(**{**info.__dict__, "broker_pid": self.broker.process.pid})
 
-            functions = LocalFunctions(
-                self.template.functions(), kwargs, self.state_dir / "logs" / "functions.log"
+            specs = {
+                arn: replace(spec, environment={**spec.environment, **self.function_env})
+                for arn, spec in self.template.functions().items()
+            }
+            functions = self.functions = LocalFunctions(
+                specs, kwargs, self.state_dir / "logs" / "functions.log"
             )
             self.engine = RulesEngine(
                 self.template.topic_rules(), clients["s3"], functions.invoke, on_event=self.on_event
@@ -116,6 +134,23 @@ class LocalStack:
                 handler=self.engine.handle,
             )
             self.bridge.start(self.engine.subscriptions())
+            scale = self.schedule_scale
+            self.scheduler = LocalScheduler(
+                self.template.schedules(),
+                functions.invoke,
+                scale=scale_from_env(os.environ) if scale is None else scale,
+            )
+            self.scheduler.start()
+            from cloud.local.api_server import start_api
+
+            self.api = start_api(
+                self.template,
+                kwargs,
+                info.api_token,
+                self.state_dir / "logs" / "api.log",
+                extra_env=self.function_env,
+            )
+            info = replace(info, api_url=self.api.url)
             info.save()
             self.info = info
             return info
@@ -125,6 +160,16 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop in reverse order; safe to call more than once and after a failed start."""
+        if self.api is not None:
+            try:
+                self.api.stop()
+            finally:
+                self.api = None
+        if self.scheduler is not None:
+            try:
+                self.scheduler.stop()
+            finally:
+                self.scheduler = None
         if self.bridge is not None:
             try:
                 self.bridge.stop()

@@ -18,6 +18,9 @@ from cloud.local.stackinfo import ACCOUNT_ID, REGION
 TEMPLATE_PATH = Path(str(resources.files("cloud").joinpath("template.yaml")))
 STACK_NAME = "chantier-local"
 _SUB_RE = re.compile(r"\$\{([^}]*)\}")
+# Types whose !Ref is an ARN rather than a name in CloudFormation.
+_REF_IS_ARN = {"AWS::SNS::Topic"}
+_NO_VALUE = object()  # !Ref AWS::NoValue: the property is left out
 
 
 class TemplateError(ValueError):
@@ -31,6 +34,15 @@ class TopicRuleSpec:
     sql: str
     actions: list[dict[str, Any]]
     error_action: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A function invoked on a schedule: a SAM `Schedule` event or an AWS::Events::Rule."""
+
+    logical_id: str
+    function_arn: str
+    expression: str
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,14 @@ class LocalTemplate:
         if resource is None:
             raise TemplateError(f"{self.path}: no resource {logical_id!r}")
         props = resource.get("Properties", {})
-        for key in ("RuleName", "PolicyName", "TableName", "BucketName", "FunctionName"):
+        for key in (
+            "RuleName",
+            "PolicyName",
+            "TableName",
+            "BucketName",
+            "FunctionName",
+            "TopicName",
+        ):
             if key in props:
                 return str(self.resolve(props[key]))
         return f"{self.stack_name}-{logical_id.lower()}"
@@ -75,6 +94,7 @@ class LocalTemplate:
             "AWS::IoT::TopicRule": f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:rule/{name}",
             "AWS::Serverless::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
+            "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}",
         }
         if kind not in service:
             raise TemplateError(f"{self.path}: no local ARN for {logical_id} of type {kind}")
@@ -95,7 +115,33 @@ class LocalTemplate:
         if "." in name:
             logical_id, attribute = name.split(".", 1)
             return self.get_att(logical_id, attribute)
+        if self.resources.get(name, {}).get("Type") in _REF_IS_ARN:
+            return self.arn(name)
         return self.physical_name(name)
+
+    def condition(self, name: str) -> bool:
+        """Evaluate a named entry of `Conditions` with the parameter defaults."""
+        conditions = self.document.get("Conditions", {})
+        if name not in conditions:
+            raise TemplateError(f"{self.path}: no condition {name!r} under Conditions")
+        return self._truth(conditions[name])
+
+    def _truth(self, expression: Any) -> bool:
+        if not isinstance(expression, dict) or len(expression) != 1:
+            raise TemplateError(f"{self.path}: condition {expression!r} is not resolved locally")
+        ((key, arg),) = expression.items()
+        if key == "Condition":
+            return self.condition(str(arg))
+        if key == "Fn::Equals":
+            left, right = (str(self.resolve(item)) for item in arg)
+            return left == right
+        if key == "Fn::Not":
+            return not self._truth(arg[0])
+        if key == "Fn::And":
+            return all(self._truth(item) for item in arg)
+        if key == "Fn::Or":
+            return any(self._truth(item) for item in arg)
+        raise TemplateError(f"{self.path}: {key} in a condition is not resolved locally")
 
     def get_att(self, logical_id: str, attribute: str) -> str:
         if attribute == "Arn":
@@ -115,7 +161,10 @@ class LocalTemplate:
         if len(value) == 1:
             ((key, arg),) = value.items()
             if key == "Ref":
-                return self._pseudo(str(arg))
+                return _NO_VALUE if arg == "AWS::NoValue" else self._pseudo(str(arg))
+            if key == "Fn::If":
+                name, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(str(name)) else if_false)
             if key == "Fn::GetAtt":
                 parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
                 return self.get_att(str(parts[0]), str(parts[1]))
@@ -126,7 +175,8 @@ class LocalTemplate:
                 return str(separator).join(str(self.resolve(item)) for item in items)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{self.path}: {key} is not resolved by the local stack")
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
@@ -142,7 +192,13 @@ class LocalTemplate:
         return _SUB_RE.sub(replace, str(text))
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {lid: res for lid, res in self.resources.items() if res.get("Type") == kind}
+        """Resources of a type, leaving out those whose Condition is false with the defaults."""
+        return {
+            lid: res
+            for lid, res in self.resources.items()
+            if res.get("Type") == kind
+            and ("Condition" not in res or self.condition(str(res["Condition"])))
+        }
 
     def properties(self, logical_id: str) -> dict[str, Any]:
         resolved: dict[str, Any] = self.resolve(self.resources[logical_id].get("Properties", {}))
@@ -183,6 +239,30 @@ class LocalTemplate:
                 handler=props["Handler"],
                 environment={key: str(value) for key, value in env.items()},
             )
+        return out
+
+    def schedules(self) -> list[ScheduleSpec]:
+        """Scheduled invocations: SAM `Schedule` events and enabled AWS::Events::Rule targets."""
+        out = []
+        for logical_id in self.of_type("AWS::Serverless::Function"):
+            events = self.properties(logical_id).get("Events", {})
+            for event_id, event in events.items():
+                props = event.get("Properties", {})
+                if event.get("Type") != "Schedule" or props.get("Enabled") is False:
+                    continue
+                out.append(
+                    ScheduleSpec(
+                        f"{logical_id}.{event_id}", self.arn(logical_id), props["Schedule"]
+                    )
+                )
+        for logical_id in self.of_type("AWS::Events::Rule"):
+            props = self.properties(logical_id)
+            if "ScheduleExpression" not in props or props.get("State") == "DISABLED":
+                continue
+            for target in props.get("Targets", []):
+                out.append(
+                    ScheduleSpec(logical_id, str(target["Arn"]), props["ScheduleExpression"])
+                )
         return out
 
     def iot_policy_document(self, policy_name: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The analytics path: daily rollups per machine for Athena and QuickSight."""

@@ -1,0 +1,119 @@
+"""`chantier simulate`: a run of N simulated machines, each the real agent, through the API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from cloud.api.client import ApiCallError, ApiConfigError, client_from
+from cloud.api.runs_cli import add_api_options
+
+EXIT_REFUSED = 2
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+
+    return parse
+
+
+def _command(args: argparse.Namespace) -> int:
+    from cloud.api.simulate import (
+        SimulateOptions,
+        Simulation,
+        SimulationRefusedError,
+        print_summary,
+    )
+    from cloud.local.stackinfo import StackNotRunningError, state_dir
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    state = Path(args.state_dir).resolve() if args.state_dir else state_dir()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        print(f"\nstopping ({signal.Signals(signum).name}): finishing the run…", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    opts = SimulateOptions(
+        devices=args.devices,
+        duration_s=args.duration,
+        interval_s=args.interval,
+        state=state,
+        profile=args.profile,
+        faults=tuple(args.faults or ()),
+        fleet=args.fleet,
+        site=args.site,
+        batch_age_s=args.batch_age,
+        seed=args.seed,
+    )
+    try:
+        api = client_from(args.url, args.token, state)
+        simulation = Simulation(opts, api, sys.stdout)
+        summary = simulation.run(stop)
+    except SimulationRefusedError as exc:
+        print(f"chantier simulate: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (ApiCallError, ApiConfigError, StackNotRunningError) as exc:
+        print(f"chantier simulate: {exc}", file=sys.stderr)
+        return 1
+    print_summary(summary, sys.stdout)
+    return 0 if summary.ok else 1
+
+
+def register(sub: Any) -> None:
+    from device.config import FAULT_KINDS
+    from device.sensors.simulated import PROFILES
+
+    parser = sub.add_parser(
+        "simulate",
+        help="run a fleet of simulated machines through the API",
+        description=__doc__ + " Needs a running local stack (`chantier stack up`).",
+    )
+    parser.add_argument("--devices", type=_positive(int), default=2, help="machines (default 2)")
+    parser.add_argument(
+        "--duration", type=_positive(float), default=60.0, help="seconds (default 60)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=_positive(float),
+        default=1.0,
+        help="seconds between readings of a sensor (default 1)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="equipment profile of every simulated sensor (default: each machine's own)",
+    )
+    parser.add_argument(
+        "--faults",
+        nargs="*",
+        choices=FAULT_KINDS,
+        metavar="FAULT",
+        help=f"faults injected on engine sensors: {', '.join(FAULT_KINDS)}",
+    )
+    parser.add_argument("--fleet", default="sim", help="thing name prefix (default sim)")
+    parser.add_argument("--site", default="simulation", help="site of the machines")
+    parser.add_argument(
+        "--batch-age",
+        type=_positive(float),
+        default=5.0,
+        help="seconds a batch may wait before it is sent (agent default is 60)",
+    )
+    parser.add_argument("--seed", type=int, default=11, help="seed of the simulated sensors")
+    add_api_options(parser)
+    parser.set_defaults(func=_command)

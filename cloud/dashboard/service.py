@@ -1,0 +1,262 @@
+"""What the dashboard shows, assembled from the alert store and the readings (no AWS here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cloud.alerts.model import AlertKey, AlertState, Transition
+from cloud.alerts.rules import THING_SENSOR, RuleSet
+from cloud.dashboard.status import chart_levels, machine_status, offline_minutes, worst
+
+SEVERITIES = ("info", "warning", "critical")
+_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+HISTORY_LIMIT = 50
+DEFAULT_WINDOW_MS = 30 * 60_000
+FIELDS = ("temperature", "humidity", "pressure")
+
+
+class ThingNotFoundError(LookupError):
+    """No machine of that name has ever sent data or had an alert."""
+
+
+class DashboardReader(Protocol):
+    """Read access to machines, their health and their readings."""
+
+    def machines(self) -> list[dict[str, Any]]:
+        """Every machine heard from: thing, site, equipment, lastSeen (epoch ms)."""
+        ...
+
+    def machine(self, thing: str) -> dict[str, Any] | None: ...
+
+    def health(self, thing: str) -> dict[str, Any] | None:
+        """The last health message the machine sent, with `receivedAt`."""
+        ...
+
+    def latest(self, thing: str, sensor_id: str) -> dict[str, Any] | None: ...
+
+    def series(
+        self, thing: str, sensor_id: str, start_ms: int, end_ms: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """Readings of one sensor in [start, end], oldest first, the newest `limit` of them."""
+        ...
+
+
+class AlertReader(Protocol):
+    def list_states(
+        self, *, site: str | None = None, thing: str | None = None, open_only: bool = True
+    ) -> list[AlertState]: ...
+
+    def history(self, key: AlertKey, limit: int = 100) -> list[Transition]: ...
+
+    def get_state(self, key: AlertKey) -> AlertState | None: ...
+
+
+def epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def alert_dict(state: AlertState, rules: RuleSet) -> dict[str, Any]:
+    """The JSON form of an alert state, with the rule's description for people."""
+    rule = rules.find(state.equipment or None, state.key.rule)
+    return {
+        "thing": state.key.thing,
+        "sensorId": state.key.sensor,
+        "rule": state.key.rule,
+        "site": state.site,
+        "equipment": state.equipment,
+        "state": str(state.state),
+        "severity": state.severity,
+        "since": state.since,
+        "value": state.value,
+        "snoozedUntil": state.snoozed_until,
+        "description": rule.description if rule else "",
+    }
+
+
+def _sorted_alerts(alerts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        alerts,
+        key=lambda a: (_SEVERITY_RANK.get(str(a.get("severity")), 3), -int(a.get("since") or 0)),
+    )
+
+
+@dataclass
+class DashboardService:
+    """Answers of the dashboard routes; operator actions go through the alert engine."""
+
+    reader: DashboardReader
+    alerts: AlertReader
+    rules: RuleSet
+    engine: Any = None  # cloud.alerts.engine.AlertEngine, for operator actions
+    clock: Callable[[], int] = epoch_ms
+
+    def sites(self) -> list[dict[str, Any]]:
+        by_site: dict[str, list[dict[str, Any]]] = {}
+        for machine in self.reader.machines():
+            by_site.setdefault(str(machine.get("site") or ""), []).append(machine)
+        out = []
+        for site in sorted(by_site):
+            open_alerts = self.alerts.list_states(site=site, open_only=True)
+            statuses = self._statuses(by_site[site], open_alerts)
+            out.append(
+                {
+                    "site": site,
+                    "machines": len(by_site[site]),
+                    "openAlerts": len(open_alerts),
+                    "status": worst(statuses.values()),
+                }
+            )
+        return out
+
+    def site_machines(self, site: str) -> dict[str, Any]:
+        machines = [m for m in self.reader.machines() if m.get("site") == site]
+        open_states = self.alerts.list_states(site=site, open_only=True)
+        statuses = self._statuses(machines, open_states)
+        rows = []
+        for machine in sorted(machines, key=lambda m: str(m["thing"])):
+            thing = str(machine["thing"])
+            alerts = [alert_dict(s, self.rules) for s in open_states if s.key.thing == thing]
+            readings = self._latest_readings(thing, self._sensor_ids(thing))
+            rows.append(
+                {
+                    **machine,
+                    "status": statuses[thing],
+                    "readings": readings,
+                    "lastReadingAt": max((r["ts"] for r in readings.values()), default=None),
+                    "openAlerts": _sorted_alerts(alerts),
+                }
+            )
+        return {
+            "site": site,
+            "now": self.clock(),
+            "status": worst(statuses.values()),
+            "machines": rows,
+        }
+
+    def machine(self, thing: str) -> dict[str, Any]:
+        machine = self.reader.machine(thing)
+        states = self.alerts.list_states(thing=thing, open_only=False)
+        if machine is None and not states:
+            raise ThingNotFoundError(
+                f"machine {thing[:80]!r} is unknown: it never sent data nor had an alert"
+            )
+        if machine is None:
+            first = states[0]
+            machine = {
+                "thing": thing,
+                "site": first.site,
+                "equipment": first.equipment,
+                "lastSeen": None,
+            }
+        equipment = str(machine.get("equipment") or "")
+        open_alerts = [alert_dict(s, self.rules) for s in states if s.is_open]
+        history: list[dict[str, Any]] = []
+        for state in states:
+            history += [t.as_dict() for t in self.alerts.history(state.key, HISTORY_LIMIT)]
+        history.sort(key=lambda t: (t["at"], t["version"]), reverse=True)
+        sensors = self._sensor_ids(thing, states)
+        return {
+            **machine,
+            "status": machine_status(
+                open_alerts,
+                _int(machine.get("lastSeen")),
+                self.clock(),
+                offline_minutes(self.rules, equipment),
+            ),
+            "now": self.clock(),
+            "health": self.reader.health(thing),
+            "alerts": _sorted_alerts(alert_dict(s, self.rules) for s in states),
+            "history": history[:HISTORY_LIMIT],
+            "sensors": sensors,
+            "readings": self._latest_readings(thing, sensors),
+            "levels": {s: chart_levels(self.rules, equipment, s) for s in sensors},
+        }
+
+    def readings(
+        self, thing: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> dict[str, Any]:
+        end = end_ms if end_ms is not None else self.clock()
+        start = start_ms if start_ms is not None else end - DEFAULT_WINDOW_MS
+        start = min(start, end)  # `from` in the future: an empty window, not an error
+        series = {
+            sensor: self.reader.series(thing, sensor, start, end, limit)
+            for sensor in self._sensor_ids(thing)
+        }
+        return {"thing": thing, "from": start, "to": end, "series": series}
+
+    def open_alerts(self, site: str | None, severities: set[str] | None) -> list[dict[str, Any]]:
+        sites = [site] if site else sorted({str(m.get("site")) for m in self.reader.machines()})
+        out = []
+        for name in sites:
+            for state in self.alerts.list_states(site=name, open_only=True):
+                if severities and state.severity not in severities:
+                    continue
+                out.append(alert_dict(state, self.rules))
+        return _sorted_alerts(out)
+
+    def acknowledge(self, key: AlertKey, who: str, note: str = "") -> dict[str, Any]:
+        """Acknowledge through the engine, which records who did it and notifies."""
+        moved = self.engine.acknowledge(key.thing, key.sensor, key.rule, who, note)
+        return self._action_result(key, moved)
+
+    def snooze(self, key: AlertKey, who: str, minutes: float, note: str = "") -> dict[str, Any]:
+        until = self.clock() + int(minutes * 60_000)
+        moved = self.engine.snooze(key.thing, key.sensor, key.rule, who, until, note)
+        return self._action_result(key, moved)
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _action_result(self, key: AlertKey, moved: Transition | None) -> dict[str, Any]:
+        state = self.alerts.get_state(key)
+        return {
+            "transition": moved.as_dict() if moved is not None else None,
+            "alert": alert_dict(state, self.rules) if state is not None else None,
+        }
+
+    def _statuses(
+        self, machines: list[dict[str, Any]], open_states: list[AlertState]
+    ) -> dict[str, str]:
+        now = self.clock()
+        out = {}
+        for machine in machines:
+            thing = str(machine["thing"])
+            alerts = [
+                {"rule": s.key.rule, "severity": s.severity}
+                for s in open_states
+                if s.key.thing == thing
+            ]
+            out[thing] = machine_status(
+                alerts,
+                _int(machine.get("lastSeen")),
+                now,
+                offline_minutes(self.rules, str(machine.get("equipment") or "")),
+            )
+        return out
+
+    def _sensor_ids(self, thing: str, states: list[AlertState] | None = None) -> list[str]:
+        # Readings are keyed by (thing, sensor) with no index by thing alone; the sensors the
+        # agent reports in its health message and those with alert state name them all.
+        ids: set[str] = set()
+        health = self.reader.health(thing)
+        for sensor in (health or {}).get("sensors") or []:
+            if isinstance(sensor, dict) and isinstance(sensor.get("sensorId"), str):
+                ids.add(sensor["sensorId"])
+        if states is None:
+            states = self.alerts.list_states(thing=thing, open_only=False)
+        ids.update(s.key.sensor for s in states if s.key.sensor != THING_SENSOR)
+        return sorted(ids)
+
+    def _latest_readings(self, thing: str, sensors: list[str]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for sensor in sensors:
+            reading = self.reader.latest(thing, sensor)
+            if reading is not None:
+                out[sensor] = reading
+        return out
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,53 @@
+"""Scheduled Lambda: fires offline alerts for silent machines and ends due snoozes.
+
+EventBridge invokes it every minute (see the template); the event itself carries nothing we
+need, the engine reads the clock. The local stack's scheduler calls `build()` the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+def build(
+    env: Mapping[str, str],
+    boto3_kwargs: Mapping[str, str] | None = None,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+) -> Handler:
+    """Wire the offline check from the environment; `boto3_kwargs` points clients elsewhere."""
+    from cloud.handlers.alerting import alert_engine
+
+    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
+    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+    engine = alert_engine(env, boto3_kwargs)
+
+    @metrics.log_metrics
+    def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+        transitions = engine.check_offline()
+        for transition in transitions:
+            logger.info("alert transition", extra={"transition": transition.as_dict()})
+        metrics.add_metric(
+            name="offline_check_transitions", unit=MetricUnit.Count, value=len(transitions)
+        )
+        return {"transitions": len(transitions)}
+
+    return lambda_handler
+
+
+_handler: Handler | None = None
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    global _handler
+    if _handler is None:
+        _handler = build(os.environ)
+    return _handler(event, context)

@@ -1,0 +1,86 @@
+"""Rollups Lambda: daily figures per machine as JSON lines under curated/daily/ for Athena.
+
+Scheduled (see RollupsFunction in the template); each run rewrites yesterday and today so far.
+An event `{"dates": ["YYYY-MM-DD", ...]}` recomputes chosen days (backfill). Writes are whole
+objects per day, so any run can be repeated.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cloud.analytics.rollups import (
+    RollupInputError,
+    day_bounds,
+    previous_day,
+    rollup,
+    to_json_lines,
+)
+from cloud.analytics.sources import hourly_cost, machine_days, transitions, write_day
+
+Handler = Callable[[Any, Any], dict[str, Any]]
+MAX_DATES = 31
+
+
+def _dates(event: Any, now_ms: int) -> list[str]:
+    if isinstance(event, dict) and event.get("dates") is not None:
+        dates = event["dates"]
+        if not isinstance(dates, list) or not 1 <= len(dates) <= MAX_DATES:
+            raise RollupInputError(f"dates: expected a list of 1 to {MAX_DATES} YYYY-MM-DD")
+        for day in dates:
+            day_bounds(str(day))  # refuses anything but YYYY-MM-DD
+        return [str(d) for d in dates]
+    today = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000))
+    return [previous_day(now_ms), today]
+
+
+def build(
+    env: Mapping[str, str],
+    boto3_kwargs: Mapping[str, str] | None = None,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+) -> Handler:
+    """Wire the rollups from environment variables; `boto3_kwargs` points clients elsewhere."""
+    import boto3
+
+    kwargs = dict(boto3_kwargs or {})
+    s3 = boto3.client("s3", **kwargs)
+    iot = boto3.client("iot", **kwargs)
+    alerts = boto3.resource("dynamodb", **kwargs).Table(env["ALERTS_TABLE"])
+    raw_bucket = env["RAW_BUCKET"]
+    curated_bucket = env.get("CURATED_BUCKET") or raw_bucket
+    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
+    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+
+    @metrics.log_metrics
+    def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+        written = {}
+        for day in _dates(event, time.time_ns() // 1_000_000):
+            rows = [
+                rollup(day, m, transitions(alerts, m.thing), hourly_cost(iot, m.thing))
+                for m in machine_days(s3, raw_bucket, day)
+            ]
+            key = write_day(s3, curated_bucket, day, to_json_lines(rows))
+            written[day] = {"key": key, "machines": len(rows)}
+            metrics.add_metric(name="rollup_rows_written", unit=MetricUnit.Count, value=len(rows))
+            logger.info("rollups written", extra={"date": day, "key": key, "rows": len(rows)})
+        return {"written": written}
+
+    return lambda_handler
+
+
+_handler: Handler | None = None
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    global _handler
+    if _handler is None:
+        _handler = build(os.environ)
+    return _handler(event, context)

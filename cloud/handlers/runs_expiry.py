@@ -1,0 +1,47 @@
+"""Scheduled Lambda: closes runs past their duration, so a forgotten run frees its slot."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cloud.handlers.api import run_service
+
+Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+def build(
+    env: Mapping[str, str],
+    boto3_kwargs: Mapping[str, str] | None = None,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+) -> Handler:
+    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
+    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+    runs = run_service(env, boto3_kwargs or {})
+
+    @metrics.log_metrics
+    def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+        closed = runs.expire_overdue()
+        for run in closed:
+            logger.info("run closed after its duration", extra={"runId": run.id})
+        if closed:
+            metrics.add_metric(name="run_completed", unit=MetricUnit.Count, value=len(closed))
+        return {"closed": [run.id for run in closed]}
+
+    return lambda_handler
+
+
+_handler: Handler | None = None
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    global _handler
+    if _handler is None:
+        _handler = build(os.environ)
+    return _handler(event, context)

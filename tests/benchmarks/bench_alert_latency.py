@@ -1,0 +1,141 @@
+"""Local stack: time from publishing a reading that crosses a level to the ACTIVE item in DynamoDB.
+
+Run: .venv/bin/python tests/benchmarks/bench_alert_latency.py [--trials N]
+Prints figures only; the target (docs/performance.md) is p99 <= 50 ms over >= 200 trials.
+
+Each trial publishes, over the machine's own mTLS connection through Basic Ingest, one batch
+whose engine readings stay above the critical level for longer than the rule's `for` delay.
+The clock stops when DynamoDB answers the TransactWriteItems that stores the ACTIVE state (a
+botocore hook in this process, where the local stack runs the handlers), so no polling competes
+with the pipeline for the moto server; a consistent GetItem then checks the item reads ACTIVE.
+A cool batch clears the alert so the next trial starts from NORMAL. Readings are stamped on a
+timeline that moves 60 s per trial, so each batch is newer than everything the rule has seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from support.alert_stack import (  # noqa: E402
+    alerts_table,
+    crafted_batch,
+    state_is,
+    state_item,
+    telemetry_topic,
+    wait_for,
+)
+from support.localstack import DeviceConnection  # noqa: E402
+
+from cloud.local.fleet import provision_machine  # noqa: E402
+from cloud.local.stack import LocalStack  # noqa: E402
+from device.mqtt import ACKED  # noqa: E402
+
+RULE = "engine-overheat"
+HOT = [83.0, 83.4, 83.8, 84.1]  # 15 s above the 82 °C critical level; the rule's `for` is 10 s
+COOL = [65.0, 64.0]  # below the 72 °C clear level
+
+
+# The state item's own attribute, not a transition's "from": the clearing write mentions ACTIVE too.
+_ACTIVE = re.compile(r'"state":\s*\{"S":\s*"ACTIVE"\}')
+
+
+class ActiveWritten(threading.Event):
+    """Set, with the time, when DynamoDB accepts a state write that makes `thing` ACTIVE."""
+
+    def __init__(self, thing: str) -> None:
+        super().__init__()
+        self.thing = thing
+        self.at = 0.0
+
+    def install(self) -> None:
+        import boto3
+
+        events = boto3._get_default_session().events
+        events.register("before-call.dynamodb.TransactWriteItems", self._before)
+        events.register("after-call.dynamodb.TransactWriteItems", self._after)
+
+    def _before(self, params: Any, context: dict[str, Any], **_: Any) -> None:
+        body = params.get("body", b"")  # the serialized request, JSON text
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        context["bench_active"] = f"THING#{self.thing}" in text and bool(_ACTIVE.search(text))
+
+    def _after(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if context.get("bench_active") and http_response.status_code == 200:
+            self.at = time.perf_counter()
+            self.set()
+
+
+def percentile(sorted_ms: list[float], fraction: float) -> float:
+    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * fraction))]
+
+
+def run(trials: int) -> None:
+    state = Path(tempfile.mkdtemp(prefix="bench-alert-"))
+    # The handlers' EMF metric lines go to stdout; keep them out of the figures printed below.
+    with contextlib.redirect_stdout(io.StringIO()), LocalStack(state) as stack:
+        stored = ActiveWritten("exc-99")
+        stored.install()  # before the handlers build their clients, at the first message
+        machine, _ = provision_machine(stack, "exc-99", "bench-site", "excavator")
+        table = alerts_table(stack)
+        timeline = int(time.time() * 1000) - (trials + 2) * 60_000
+        latencies: list[float] = []
+        timeouts = 0
+        with DeviceConnection(stack, machine) as device:
+            target = telemetry_topic(machine)
+            for trial in range(trials):
+                base = timeline + trial * 60_000
+                hot = crafted_batch(machine, 2 * trial + 1, HOT, end_ms=base + 15_000)
+                cool = crafted_batch(machine, 2 * trial + 2, COOL, end_ms=base + 30_000)
+                stored.clear()
+                started = time.perf_counter()
+                if device.publish(target, hot).status != ACKED:
+                    raise RuntimeError(f"trial {trial}: the broker did not acknowledge the batch")
+                if stored.wait(5) and state_is(table, machine.thing, "engine", RULE, "ACTIVE")():
+                    latencies.append((stored.at - started) * 1000)
+                else:
+                    timeouts += 1
+                if device.publish(target, cool).status != ACKED:
+                    raise RuntimeError(f"trial {trial}: the broker did not acknowledge the batch")
+                if not wait_for(
+                    state_is(table, machine.thing, "engine", RULE, "NORMAL"), 30, 0.002
+                ):
+                    item = state_item(table, machine.thing, "engine", RULE)
+                    raise RuntimeError(
+                        f"trial {trial}: the alert did not clear within 30 s: {item} "
+                        f"(see {stack.state_dir / 'logs'})"
+                    )
+    shutil.rmtree(state, ignore_errors=True)  # kept when a trial fails, for its logs
+    latencies.sort()
+    print(
+        f"reading crosses a level -> ACTIVE in DynamoDB (local stack, {len(latencies)} trials, "
+        f"{timeouts} timeouts): p50 {statistics.median(latencies):.1f} ms  "
+        f"p90 {percentile(latencies, 0.90):.1f}  p99 {percentile(latencies, 0.99):.1f}  "
+        f"max {latencies[-1]:.1f}  (target p99 <= 50 ms)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=300)
+    args = parser.parse_args()
+    if args.trials < 1:
+        parser.error("--trials: expected 1 or more")
+    run(args.trials)
+
+
+if __name__ == "__main__":
+    main()

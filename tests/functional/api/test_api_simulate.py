@@ -1,0 +1,70 @@
+"""`chantier simulate` on a running stack: real agents tagged with the run, data read back."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import pytest
+from support.api_http import call, interrupt_all, start_body
+
+from cloud.api.client import ApiClient
+from cloud.api.simulate import SimulateOptions, Simulation, SimulationRefusedError
+from cloud.local.stack import LocalStack
+
+pytestmark = pytest.mark.functional
+
+
+def _options(stack: LocalStack, **overrides: object) -> SimulateOptions:
+    assert stack.info is not None
+    values: dict[str, object] = {
+        "devices": 2,
+        "duration_s": 15.0,
+        "interval_s": 1.0,
+        "state": Path(stack.info.state_dir),
+        "batch_age_s": 3.0,
+        "fleet": "fsim",
+        "site": "fsim-site",
+    }
+    values.update(overrides)
+    return SimulateOptions(**values)  # type: ignore[arg-type]
+
+
+def test_simulate_two_devices_and_read_back(stack: LocalStack) -> None:
+    info = stack.info
+    assert info is not None
+    interrupt_all(info)
+    out = io.StringIO()
+    api = ApiClient(info.api_url, info.api_token)
+    summary = Simulation(_options(stack), api, out).run(threading.Event())
+    text = out.getvalue()
+    assert "started" in text and "landed in S3" in text, text
+    assert summary.status == "COMPLETED"
+    assert summary.published > 0 and summary.refused == 0
+    assert summary.landed == summary.acknowledged > 0
+    assert summary.readings_in_api == summary.landed_readings > 0
+    assert summary.latency_ms["p50"] is not None
+
+    status, page = call(info, "GET", f"/api/sensors/data?runId={summary.run_id}&limit=1000")
+    assert status == 200
+    things = {item["thing"] for item in page["items"]}
+    assert things == {"fsim-exc-01", "fsim-crane-01"}
+    assert all(item["runId"] == summary.run_id for item in page["items"])
+    status, run = call(info, "GET", f"/api/runs/{summary.run_id}")
+    assert run["status"] == "COMPLETED" and run["devices"] == 2
+    assert run["params"]["site"] == "fsim-site"
+
+
+def test_simulate_is_refused_when_five_runs_are_running(stack: LocalStack) -> None:
+    info = stack.info
+    assert info is not None
+    interrupt_all(info)
+    try:
+        for _ in range(5):
+            assert call(info, "POST", "/api/runs/start", start_body())[0] == 201
+        api = ApiClient(info.api_url, info.api_token)
+        with pytest.raises(SimulationRefusedError, match="5 runs are already running"):
+            Simulation(_options(stack), api, io.StringIO()).run(threading.Event())
+    finally:
+        interrupt_all(info)
