@@ -10,6 +10,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 Invoker = Callable[[str, Any], Any]
 EventSink = Callable[[str, dict[str, Any]], None]
 LAMBDA_ASYNC_RETRIES = 2  # what AWS does for an asynchronous invocation that fails
+ACTION_TIMEOUT_S = 60.0
 
 
 class ActionError(RuntimeError):
@@ -66,7 +69,12 @@ class RulesEngine:
         self._on_event = on_event or (lambda kind, details: None)
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
+        self._actions = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rule-action")
         self.stats = EngineStats()
+
+    def close(self) -> None:
+        """Stop the action threads once the actions under way are done."""
+        self._actions.shutdown(wait=True, cancel_futures=True)
 
     def subscriptions(self) -> list[str]:
         """Topic filters the engine must receive: each rule's FROM and its Basic Ingest topic."""
@@ -103,17 +111,24 @@ class RulesEngine:
         except EvaluationError as exc:
             self._error_action(rule, ctx, topic, [("SELECT", rule.spec.name, str(exc))])
             return 0
-        failures: list[tuple[str, str, str]] = []
-        done = 0
+        # IoT Core runs a rule's actions independently of each other, so the alerting Lambda
+        # does not wait for the S3 write; the actions of one message run side by side here too.
+        pending = []
         for action in rule.spec.actions:
             ((kind, params),) = action.items()
+            pending.append(
+                (kind, params, self._actions.submit(self._perform, kind, params, ctx, selected))
+            )
+        failures: list[tuple[str, str, str]] = []
+        done = 0
+        for kind, params, future in pending:
             try:
-                self._perform(kind, params, ctx, selected)
+                future.result(timeout=ACTION_TIMEOUT_S)
                 done += 1
                 with self._lock:
                     self.stats.actions[kind] += 1
-            except (ActionError, EvaluationError) as exc:
-                failures.append((f"{kind}Action", _resource(kind, params), str(exc)))
+            except (ActionError, EvaluationError, FutureTimeoutError) as exc:
+                failures.append((f"{kind}Action", _resource(kind, params), str(exc) or "timed out"))
                 with self._lock:
                     self.stats.failures[kind] += 1
         if failures:

@@ -175,6 +175,8 @@ class LocalStack:
                 self.bridge.stop()
             finally:
                 self.bridge = None
+        if self.engine is not None:
+            self.engine.close()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
