@@ -25,6 +25,7 @@ def _describe(info: StackInfo) -> str:
     if info.api_url:
         lines.append(f"HTTP API       {info.api_url}")
         lines.append(f"API token      {info.api_token}")
+        lines.append(f"dashboard      {info.api_url}/#/?token={info.api_token}")
     return "\n".join(lines)
 
 
