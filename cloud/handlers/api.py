@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -19,8 +18,8 @@ from aws_lambda_powertools import Logger, Metrics
 from cloud.api.app import Services, build_app
 from cloud.api.runs import RunService
 from cloud.api.sensors import SensorDataService
+from cloud.handlers.wiring import Handler, LazyHandler, powertools
 
-Handler = Callable[[Any, Any], dict[str, Any]]
 # Most requests (reads) add no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
@@ -129,8 +128,7 @@ def build(
     metrics: Metrics | None = None,
 ) -> Handler:
     """Wire the API from environment variables; `boto3_kwargs` points clients elsewhere."""
-    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
-    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+    logger, metrics = powertools(env, logger, metrics)
     app = build_app(services(env, boto3_kwargs or {}, logger, metrics))
 
     @metrics.log_metrics
@@ -141,12 +139,4 @@ def build(
     return lambda_handler
 
 
-_handler: Handler | None = None
-
-
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point."""
-    global _handler
-    if _handler is None:
-        _handler = build(os.environ)
-    return _handler(event, context)
+handler = LazyHandler(build)

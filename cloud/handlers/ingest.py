@@ -7,9 +7,8 @@ module-level `handler` wires itself from the environment on first use; the local
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +16,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chantier.telemetry import encode_message
+from cloud.handlers.wiring import Handler, LazyHandler, powertools
 from cloud.ingest.error_archive import ErrorArchive
 from cloud.ingest.readings_store import ReadingsStore
 from cloud.ingest.validation import validate_document
-
-Handler = Callable[[Any, Any], dict[str, Any]]
 
 
 @dataclass
@@ -129,8 +127,7 @@ def build(
     kwargs = dict(boto3_kwargs or {})
     s3 = boto3.client("s3", **kwargs)
     dynamodb = boto3.resource("dynamodb", **kwargs)
-    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
-    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+    logger, metrics = powertools(env, logger, metrics)
     service = IngestService(
         readings=ReadingsStore(dynamodb.Table(env["READINGS_TABLE"])),
         errors=ErrorArchive(s3, env["RAW_BUCKET"]),
@@ -147,12 +144,4 @@ def build(
     return lambda_handler
 
 
-_handler: Handler | None = None
-
-
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point."""
-    global _handler
-    if _handler is None:
-        _handler = build(os.environ)
-    return _handler(event, context)
+handler = LazyHandler(build)

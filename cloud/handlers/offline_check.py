@@ -6,14 +6,13 @@ need, the engine reads the clock. The local stack's scheduler calls `build()` th
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-Handler = Callable[[Any, Any], dict[str, Any]]
+from cloud.handlers.wiring import Handler, LazyHandler, powertools
 
 
 def build(
@@ -25,8 +24,7 @@ def build(
     """Wire the offline check from the environment; `boto3_kwargs` points clients elsewhere."""
     from cloud.handlers.alerting import alert_engine
 
-    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
-    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+    logger, metrics = powertools(env, logger, metrics)
     engine = alert_engine(env, boto3_kwargs)
 
     @metrics.log_metrics
@@ -42,12 +40,4 @@ def build(
     return lambda_handler
 
 
-_handler: Handler | None = None
-
-
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point."""
-    global _handler
-    if _handler is None:
-        _handler = build(os.environ)
-    return _handler(event, context)
+handler = LazyHandler(build)

@@ -7,9 +7,8 @@ objects per day, so any run can be repeated.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -23,8 +22,8 @@ from cloud.analytics.rollups import (
     to_json_lines,
 )
 from cloud.analytics.sources import hourly_cost, machine_days, transitions, write_day
+from cloud.handlers.wiring import Handler, LazyHandler, powertools
 
-Handler = Callable[[Any, Any], dict[str, Any]]
 MAX_DATES = 31
 
 
@@ -55,8 +54,7 @@ def build(
     alerts = boto3.resource("dynamodb", **kwargs).Table(env["ALERTS_TABLE"])
     raw_bucket = env["RAW_BUCKET"]
     curated_bucket = env.get("CURATED_BUCKET") or raw_bucket
-    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
-    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+    logger, metrics = powertools(env, logger, metrics)
 
     @metrics.log_metrics
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
@@ -75,12 +73,4 @@ def build(
     return lambda_handler
 
 
-_handler: Handler | None = None
-
-
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point."""
-    global _handler
-    if _handler is None:
-        _handler = build(os.environ)
-    return _handler(event, context)
+handler = LazyHandler(build)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cloud.handlers.api import run_service
-
-Handler = Callable[[Any, Any], dict[str, Any]]
+from cloud.handlers.wiring import Handler, LazyHandler, powertools
 
 
 def build(
@@ -20,8 +18,7 @@ def build(
     logger: Logger | None = None,
     metrics: Metrics | None = None,
 ) -> Handler:
-    logger = logger or Logger(service=env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
-    metrics = metrics or Metrics(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier"))
+    logger, metrics = powertools(env, logger, metrics)
     runs = run_service(env, boto3_kwargs or {})
 
     @metrics.log_metrics
@@ -36,12 +33,4 @@ def build(
     return lambda_handler
 
 
-_handler: Handler | None = None
-
-
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point."""
-    global _handler
-    if _handler is None:
-        _handler = build(os.environ)
-    return _handler(event, context)
+handler = LazyHandler(build)
