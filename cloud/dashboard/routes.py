@@ -11,13 +11,15 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from chantier.names import NAME_PATTERN
 from cloud.alerts.engine import UnknownRuleError
 from cloud.alerts.model import AlertKey, InvalidTransitionError
 from cloud.api.errors import ApiError, UnprocessableError
 from cloud.dashboard.service import SEVERITIES, DashboardService, ThingNotFoundError
 
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_SENSOR = re.compile(r"^(\*|[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)$")
+_NAME = re.compile(NAME_PATTERN)
+# Machine-wide alerts (offline, data loss) use the sensor id `*`.
+_SENSOR = re.compile(rf"^\*$|{NAME_PATTERN}")
 MAX_SNOOZE_MIN = 7 * 24 * 60
 # Readings are keyed by 13-digit times; a longer number would sort wrongly against them.
 MAX_EPOCH_MS = 9_999_999_999_999
