@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
-import ipaddress
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -17,104 +13,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cloud.local.processes import free_port, port_open
+from provisioning.ca import CertificateAuthority
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 REPO = Path(__file__).resolve().parents[3]
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-
-
 @dataclass
 class Pki:
-    """A private CA that signs the broker's and clients' certificates, all in `root`."""
+    """The project's local CA in `root`, signing the broker's and clients' certificates."""
 
     root: Path
-    key: ec.EllipticCurvePrivateKey = field(init=False)
-    cert: x509.Certificate = field(init=False)
+    ca: CertificateAuthority = field(init=False)
 
     def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                critical=True,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        self.ca_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self.ca = CertificateAuthority.create_or_load(self.root / "ca", common_name="test-ca")
 
     @property
     def ca_path(self) -> Path:
-        return self.root / "ca.pem"
+        return self.ca.cert_path
 
     def issue(self, cn: str, *, server: bool = False) -> tuple[Path, Path]:
         """Certificate and key for `cn`; a server one carries SAN localhost and 127.0.0.1."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        )
         if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            ).add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
+            issued = self.ca.issue_server_certificate(cn, ["localhost", "127.0.0.1"], self.root)
         else:
-            builder = builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-            )
-        cert = builder.sign(self.key, hashes.SHA256())
-        cert_path = self.root / f"{cn}.crt.pem"
-        key_path = self.root / f"{cn}.key.pem"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key_path, key)
-        return cert_path, key_path
+            issued = self.ca.issue_client_certificate(cn, self.root)
+        assert issued.key_path is not None
+        return issued.cert_path, issued.key_path
 
 
 # Same rule as the IoT policy: a client publishes only under its own name (any site in this
@@ -166,11 +94,9 @@ class Broker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited with {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if port_open(self.port):
+                return
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout_s} s")
 

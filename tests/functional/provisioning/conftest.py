@@ -6,7 +6,6 @@ import getpass
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -17,17 +16,12 @@ from typing import Any
 
 import pytest
 
+from cloud.local.processes import free_port
 from provisioning.ca import CertificateAuthority
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
