@@ -45,11 +45,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 mosquitto:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || bash scripts/install-mosquitto.sh
+	@# The packaged service is not needed: the local stack starts its own broker on a free port.
+	@AFTER_INSTALL="systemctl disable --now mosquitto" \
+		bash scripts/install-os-packages.sh Mosquitto /usr/sbin/mosquitto mosquitto
 
 # Headless browser tests of the local dashboard use Debian's Chromium.
 chromium:
-	@test -x /usr/bin/chromium || bash scripts/install-chromium.sh
+	@bash scripts/install-os-packages.sh Chromium /usr/bin/chromium chromium chromium-driver
 
 # Dashboard screenshots for docs/dashboards.md.
 screenshots: install mosquitto chromium

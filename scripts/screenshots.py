@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/img]
 
-Needs Mosquitto and Debian's Chromium (scripts/install-chromium.sh); Chromium never goes to the
+Needs Mosquitto and Debian's Chromium (`make chromium` installs it); Chromium never goes to the
 network (see tests/support/browser.py for its flags).
 """
 

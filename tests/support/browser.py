@@ -34,7 +34,7 @@ def chromium_path() -> str:
     if found:
         return found
     raise BrowserMissingError(
-        f"no Chromium at {CHROMIUM}: run scripts/install-chromium.sh "
+        f"no Chromium at {CHROMIUM}: run `make chromium` "
         "(apt-get install chromium chromium-driver)"
     )
 
