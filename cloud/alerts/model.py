@@ -111,11 +111,8 @@ class Transition:
     version: int
     equipment: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as logged and sent in notifications."""
-        return self.as_dict()
-
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as logged and sent in notifications."""
         return {
             "thing": self.key.thing,
             "sensorId": self.key.sensor,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,6 +21,9 @@ from cloud.ingest.error_archive import ErrorArchive
 from cloud.ingest.readings_store import ReadingsStore
 from cloud.ingest.validation import validate_document
 
+if TYPE_CHECKING:
+    from cloud.alerts.engine import AlertEngine
+
 
 @dataclass
 class IngestService:
@@ -28,7 +31,7 @@ class IngestService:
 
     readings: ReadingsStore
     errors: ErrorArchive
-    alerts: Any  # cloud.alerts.engine.AlertEngine
+    alerts: AlertEngine
     logger: Logger
     metrics: Metrics
     # Keeps the last health message per machine for the dashboard (cloud/dashboard/health_store.py).
@@ -64,7 +67,7 @@ class IngestService:
             transitions = self.alerts.process_batch(batch)
             stored = self.readings.put_batch(batch)
             for transition in transitions:
-                self.logger.info("alert transition", extra={"transition": _describe(transition)})
+                self.logger.info("alert transition", extra={"transition": transition.as_dict()})
             temperatures = [r["temperature"] for r in batch["readings"]]
             self.metrics.add_metric(
                 name="sensor_data_ingested", unit=MetricUnit.Count, value=stored
@@ -104,11 +107,6 @@ def _jsonable(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-def _describe(transition: Any) -> Any:
-    to_dict = getattr(transition, "to_dict", None)
-    return to_dict() if callable(to_dict) else repr(transition)
 
 
 def build(
