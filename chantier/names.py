@@ -55,10 +55,6 @@ def normalise_prefix(prefix: str, kind: str = "telemetry") -> str:
     return prefix.rstrip("/") + "/"
 
 
-def basic_ingest_prefix(rule_name: str) -> str:
-    return f"$aws/rules/{rule_name}/"
-
-
 def strip_basic_ingest(value: str) -> tuple[str | None, str]:
     """Split `$aws/rules/<rule>/<topic>` into (rule, topic); (None, topic) when not Basic Ingest."""
     if value.startswith("$aws/rules/"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support.localstack import DeviceConnection, Tap
 
-from chantier.names import strip_basic_ingest, topic
+from chantier.names import parse_topic, strip_basic_ingest, topic
 from chantier.s3keys import raw_key
 from cloud.local.fleet import BASIC_INGEST_PREFIX, agent_config, provision_machine
 from cloud.local.stack import LocalStack
@@ -118,9 +118,9 @@ def test_agents_batches_land_byte_identical_and_overheat_opens_an_alert(
     for topic_name, payload in published:
         rule, plain = strip_basic_ingest(topic_name)
         assert rule == "chantier_telemetry"
-        site, thing = plain.split("/")[2:4]
+        parsed = parse_topic(plain)
         batch = json.loads(payload)
-        key = raw_key(site, thing, batch["sentAt"], batch["boot"], batch["seq"])
+        key = raw_key(parsed.site, parsed.thing, batch["sentAt"], batch["boot"], batch["seq"])
         expected_keys.add(key)
         assert _wait_for(lambda k=key: k in _raw_objects(stack)), f"{key} never landed"
         assert _body(stack, key) == payload, f"{key} differs from the published bytes"
