@@ -8,37 +8,45 @@ Item layout (single table):
 - last seen: pk ``THING#<thing>``, sk ``SEEN``; gsi1pk ``SEEN``,
   gsi1sk ``<last seen ms, 13 digits>#<thing>``.
 - transition: pk ``HIST#<thing>#<sensor>#<rule>``, sk ``T#<version, 10 digits>``.
-- batch marker: pk ``BATCH#<thing>#<boot>#<seq>``, sk ``BATCH``; ``expiresAt`` (TTL, epoch
-  seconds) a week later.
 
 States and the last-seen item share the machine's partition so one Query per batch loads
 everything the engine needs. Offline machines (``gsi1sk`` below a cutoff), due snoozes and open
 alerts per site are single GSI queries. State items carry plain attributes ``thing``, ``site``,
 ``equipment``, ``sensorId``, ``rule``, ``severity``, ``state``, ``since``, ``value``,
 ``version``, ``lastTs``, ``condition``, ``snoozedUntil``, ``updatedAt`` and ``memory`` (JSON
-text). State writes are conditional on ``version``; a state and its transitions are written in
-one transaction.
+text).
+
+A state and its transitions are written with an outbox rather than a transaction:
+
+1. one PutItem, conditional on the version read, stores the state with its new transitions in
+   ``unrecorded`` (JSON text). This is the commit point: the alert is visible once it lands;
+2. the transitions are put under ``HIST#…``, keyed by version, so putting one twice is harmless;
+3. the state is put again without ``unrecorded``, conditional on the same version.
+
+A reader that finds ``unrecorded`` on a state (its writer died between 1 and 3, or is still
+at it) records those transitions itself before handing the state out, so the next write, which
+replaces the item, cannot lose them. The path to an alert is then a single conditional write,
+and a transition costs 3 write units instead of the 4 of a two-item transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cloud.alerts.model import OPEN_STATES, AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.store import ConflictError
 
-MAX_TRANSACTION_ITEMS = 100
-_CONFLICT_CODES = {
-    "ConditionalCheckFailedException",
-    "TransactionCanceledException",
-    "TransactionConflictException",
-}
+log = logging.getLogger(__name__)
+
+UNRECORDED = "unrecorded"  # the outbox attribute: transitions not yet in the history
 
 
 def state_pk(thing: str) -> str:
@@ -53,16 +61,11 @@ def history_pk(key: AlertKey) -> str:
     return f"HIST#{key.thing}#{key.sensor}#{key.rule}"
 
 
-def batch_pk(thing: str, boot: str, seq: int) -> str:
-    return f"BATCH#{thing}#{boot}#{seq}"
-
-
 class DynamoAlertStore:
     """AlertStore over a boto3 DynamoDB Table resource (``boto3.resource(...).Table(name)``)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self.client = table.meta.client  # a resource's client accepts plain Python values
 
     # ---- states --------------------------------------------------------------------------
 
@@ -75,7 +78,7 @@ class DynamoAlertStore:
             if item["sk"] == "SEEN":
                 seen = _seen_from_item(item)
             elif item["sk"].startswith("STATE#"):
-                state = state_from_item(item)
+                state = self._state(item)
                 states[state.key] = state
         return seen, states
 
@@ -85,43 +88,53 @@ class DynamoAlertStore:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else state_from_item(item)
+        return None if item is None else self._state(item)
 
     def save_state(
         self, state: AlertState, expected_version: int, transitions: Sequence[Transition]
     ) -> None:
-        condition, values = _version_condition(expected_version)
         item = state_to_item(state)
+        if transitions:
+            item[UNRECORDED] = json.dumps([t.as_dict() for t in transitions], separators=(",", ":"))
+        self._put_state(item, expected_version)
         if not transitions:
-            extra = {"ExpressionAttributeValues": values} if values else {}
-            try:
-                self.table.put_item(Item=item, ConditionExpression=condition, **extra)
-            except ClientError as exc:
-                raise _conflict(exc, state.key, expected_version) from exc
             return
-        # Transitions beyond one transaction are written first; they are keyed by version, so a
-        # lost race later just overwrites them with the winner's.
-        room = MAX_TRANSACTION_ITEMS - 1
-        head, tail = list(transitions[:-room]), list(transitions[-room:])
-        if head:
-            with self.table.batch_writer() as writer:
-                for transition in head:
-                    writer.put_item(Item=transition_to_item(transition))
-        put: dict[str, Any] = {
-            "TableName": self.table.name,
-            "Item": item,
-            "ConditionExpression": condition,
-        }
-        if values:
-            put["ExpressionAttributeValues"] = values
-        actions: list[dict[str, Any]] = [{"Put": put}]
-        actions += [
-            {"Put": {"TableName": self.table.name, "Item": transition_to_item(t)}} for t in tail
-        ]
         try:
-            self.client.transact_write_items(TransactItems=actions)
+            self._record(item)
+        except (BotoCoreError, ClientError):
+            # The state is committed; failing now would lose the notification on the retry.
+            # The transitions stay in the outbox and the next reader of the state records them.
+            log.warning(
+                "transitions left in the outbox", extra={"key": str(state.key)}, exc_info=True
+            )
+
+    def _put_state(self, item: dict[str, Any], expected_version: int) -> None:
+        condition, values = _version_condition(expected_version)
+        extra = {"ExpressionAttributeValues": values} if values else {}
+        try:
+            self.table.put_item(Item=item, ConditionExpression=condition, **extra)
         except ClientError as exc:
-            raise _conflict(exc, state.key, expected_version) from exc
+            key = AlertKey(item["thing"], item["sensorId"], item["rule"])
+            raise _conflict(exc, key, expected_version) from exc
+
+    def _record(self, item: dict[str, Any]) -> None:
+        """Put the transitions a state item carries into its history, then drop them from it."""
+        pending = [transition_from_item(t) for t in json.loads(item[UNRECORDED])]
+        if len(pending) == 1:
+            self.table.put_item(Item=transition_to_item(pending[0]))
+        else:
+            with self.table.batch_writer() as writer:
+                for transition in pending:
+                    writer.put_item(Item=transition_to_item(transition))
+        recorded = {k: v for k, v in item.items() if k != UNRECORDED}
+        # A newer write may have replaced the item, and with it the outbox: nothing left to do.
+        with contextlib.suppress(ConflictError):
+            self._put_state(recorded, int(item["version"]))
+
+    def _state(self, item: dict[str, Any]) -> AlertState:
+        if UNRECORDED in item:
+            self._record(item)
+        return state_from_item(item)
 
     def history(self, key: AlertKey, limit: int = 100) -> list[Transition]:
         response = self.table.query(
@@ -145,7 +158,7 @@ class DynamoAlertStore:
             )
         else:
             items = self._scan(FilterExpression=Attr("sk").begins_with("STATE#"))
-        states = [state_from_item(item) for item in items]
+        states = [self._state(item) for item in items]
         return sorted(
             (
                 s
@@ -161,25 +174,9 @@ class DynamoAlertStore:
             KeyConditionExpression=Key("gsi1pk").eq("SNOOZED")
             & Key("gsi1sk").lt(f"{now_ms + 1:013d}"),
         )
-        return [state_from_item(item) for item in items]
+        return [self._state(item) for item in items]
 
-    # ---- batches and last seen -----------------------------------------------------------
-
-    def batch_done(self, thing: str, boot: str, seq: int) -> bool:
-        response = self.table.get_item(
-            Key={"pk": batch_pk(thing, boot, seq), "sk": "BATCH"}, ConsistentRead=True
-        )
-        return "Item" in response
-
-    def mark_batch(self, thing: str, boot: str, seq: int, expires_at_ms: int) -> None:
-        self.table.put_item(
-            Item={
-                "pk": batch_pk(thing, boot, seq),
-                "sk": "BATCH",
-                "thing": thing,
-                "expiresAt": expires_at_ms // 1000,
-            }
-        )
+    # ---- last seen ----------------------------------------------------------------------
 
     def touch_thing(self, seen: ThingSeen) -> None:
         try:
@@ -317,7 +314,7 @@ def _version_condition(expected: int) -> tuple[str, dict[str, Any]]:
 
 def _conflict(exc: ClientError, key: AlertKey, expected: int) -> Exception:
     code = exc.response.get("Error", {}).get("Code", "")
-    if code not in _CONFLICT_CODES:
+    if code != "ConditionalCheckFailedException":
         return exc
     return ConflictError(f"{key}: stored version is not {expected} ({code})")
 

@@ -8,8 +8,8 @@ Idempotency, so one condition gives one alert however often a batch arrives:
   invocation or an out-of-order batch cannot replay a transition;
 - every state write is conditional on the version read (optimistic locking); a lost race is
   re-evaluated from the stored state;
-- a batch that changed anything leaves a marker keyed on (thing, boot, seq), so a re-delivery
-  is dropped before evaluation;
+- evaluation is deterministic, so a batch that wrote nothing the first time writes nothing
+  when it comes again;
 - time-driven transitions (a snooze ending, a machine going silent) come from the scheduled
   ``check_offline`` only, never from re-processing a message.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cloud.alerts import state as lifecycle
@@ -34,7 +33,6 @@ from cloud.alerts.store import AlertStore, ConflictError
 
 log = logging.getLogger(__name__)
 
-BATCH_MARKER_TTL_S = 7 * 86400  # longer than the agent's longest retry of one batch
 # Last-seen is rewritten at most this often per machine: one write per 2 min instead of one per
 # batch keeps the offline check at ~$0.03 per device-month; offline alerts fire at most this
 # much late, never early.
@@ -61,12 +59,6 @@ def epoch_ms() -> int:
 Step = Callable[[AlertState], tuple[list[Transition], bool]]
 
 
-@dataclass
-class _Outcome:
-    transitions: list[Transition]
-    wrote: bool
-
-
 class AlertEngine:
     """Evaluates rules against a store; see the module docstring for the guarantees."""
 
@@ -77,14 +69,12 @@ class AlertEngine:
         notifier: Notifier | None = None,
         clock: Callable[[], int] = epoch_ms,
         *,
-        batch_ttl_s: int = BATCH_MARKER_TTL_S,
         seen_refresh_ms: int = SEEN_REFRESH_MS,
     ) -> None:
         self.rules = rules
         self.store = store
         self.notifier = notifier
         self.clock = clock
-        self.batch_ttl_s = batch_ttl_s
         self.seen_refresh_ms = seen_refresh_ms
         self.notify_failures = 0
 
@@ -93,32 +83,24 @@ class AlertEngine:
     def process_batch(self, batch: dict[str, Any]) -> list[Transition]:
         """Evaluate a validated schema-1 telemetry message; returns the transitions it caused."""
         now = self.clock()
-        thing, boot, seq = batch["thing"], str(batch["boot"]), int(batch["seq"])
+        thing = batch["thing"]
         site, equipment = batch.get("site", ""), batch.get("equipment", "")
-        if self.store.batch_done(thing, boot, seq):
-            return []
         seen, states = self.store.load_thing(thing)
         by_sensor: dict[str, list[dict[str, Any]]] = {}
         for reading in batch.get("readings", ()):
             if isinstance(reading.get("sensorId"), str) and isinstance(reading.get("ts"), int):
                 by_sensor.setdefault(reading["sensorId"], []).append(reading)
         transitions: list[Transition] = []
-        wrote = False
         for sensor, readings in by_sensor.items():
             readings.sort(key=_ts)
             for rule in self.rules.sensor_rules(equipment, sensor):
                 key = AlertKey(thing, sensor, rule.id)
                 current = states.get(key) or _fresh(key, site, equipment)
                 step = self._readings_step(rule, readings, site)
-                outcome = self._commit(current, now, step)
-                transitions += outcome.transitions
-                wrote = wrote or outcome.wrote
+                transitions += self._commit(current, now, step)
         newest = max((r["ts"] for rs in by_sensor.values() for r in rs), default=0)
         evidence = max(newest, _int(batch.get("sentAt")) or 0)
-        outcome = self._alive(thing, site, equipment, seen, states, now, evidence)
-        transitions += outcome.transitions
-        if wrote or outcome.wrote:
-            self.store.mark_batch(thing, boot, seq, now + self.batch_ttl_s * 1000)
+        transitions += self._alive(thing, site, equipment, seen, states, now, evidence)
         self._notify(transitions)
         return transitions
 
@@ -137,8 +119,8 @@ class AlertEngine:
                 key = AlertKey(thing, THING_SENSOR, rule.id)
                 current = states.get(key) or _fresh(key, site, equipment)
                 step = self._dataloss_step(rule, dropped, ts)
-                transitions += self._commit(current, now, step).transitions
-        transitions += self._alive(thing, site, equipment, seen, states, now, ts).transitions
+                transitions += self._commit(current, now, step)
+        transitions += self._alive(thing, site, equipment, seen, states, now, ts)
         self._notify(transitions)
         return transitions
 
@@ -154,7 +136,7 @@ class AlertEngine:
             for seen in self.store.stale_things(cutoff):
                 transitions += self._offline(seen, now)
         for snoozed in self.store.snoozes_due(now):
-            transitions += self._commit(snoozed, now, self._snooze_step(now)).transitions
+            transitions += self._commit(snoozed, now, self._snooze_step(now))
         self._notify(transitions)
         return transitions
 
@@ -272,26 +254,23 @@ class AlertEngine:
         states: dict[AlertKey, AlertState],
         now: int,
         evidence_ts: int,
-    ) -> _Outcome:
+    ) -> list[Transition]:
         """The machine sent something: clear its offline alerts, refresh last-seen."""
         transitions: list[Transition] = []
-        wrote = False
         for rule in self.rules.thing_rules(equipment, "offline"):
             current = states.get(AlertKey(thing, THING_SENSOR, rule.id))
             # Only data stamped after the alert proves the machine came back; a re-delivered old
             # batch does not.
             if current is None or current.condition is None or evidence_ts <= current.since:
                 continue
-            outcome = self._commit(current, now, self._offline_step(rule, None, 0.0, now))
-            transitions += outcome.transitions
-            wrote = wrote or outcome.wrote
+            transitions += self._commit(current, now, self._offline_step(rule, None, 0.0, now))
         if (
             seen is None
             or now - seen.last_seen >= self.seen_refresh_ms
             or (seen.site, seen.equipment) != (site, equipment)
         ):
             self.store.touch_thing(ThingSeen(thing, site, equipment, now))
-        return _Outcome(transitions, wrote)
+        return transitions
 
     def _offline(self, seen: ThingSeen, now: int) -> list[Transition]:
         transitions: list[Transition] = []
@@ -305,7 +284,7 @@ class AlertEngine:
             if current.condition is not None:
                 continue  # already firing (or firing under a snooze): nothing to write
             step = self._offline_step(rule, rule.severity, round(silent / 60_000, 1), now)
-            transitions += self._commit(current, now, step).transitions
+            transitions += self._commit(current, now, step)
         return transitions
 
     def _offline_step(self, rule: Rule, condition: str | None, minutes: float, now: int) -> Step:
@@ -345,23 +324,23 @@ class AlertEngine:
                 transitions.append(moved)
             return transitions, bool(transitions) or before != (st.memory, st.last_ts, st.condition)
 
-        transitions = self._commit(current, now, step).transitions
+        transitions = self._commit(current, now, step)
         self._notify(transitions)
         return transitions[-1] if transitions else None
 
-    def _commit(self, current: AlertState, now: int, step: Step) -> _Outcome:
+    def _commit(self, current: AlertState, now: int, step: Step) -> list[Transition]:
         """Apply `step` to a copy of the state and write it conditionally, retrying races."""
         for _ in range(MAX_ATTEMPTS):
             work = current.copy()
             transitions, dirty = step(work)
             if not dirty:
-                return _Outcome([], False)
+                return []
             if not transitions:
                 work.version = current.version + 1
             work.updated_at = now
             try:
                 self.store.save_state(work, current.version, transitions)
-                return _Outcome(transitions, True)
+                return transitions
             except ConflictError:
                 log.info(
                     "alert state changed concurrently, re-evaluating", extra={"key": str(work.key)}

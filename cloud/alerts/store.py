@@ -24,8 +24,9 @@ class AlertStore(Protocol):
     def save_state(
         self, state: AlertState, expected_version: int, transitions: Sequence[Transition]
     ) -> None:
-        """Write state and its transitions atomically if the stored version is still
-        `expected_version` (0: not stored yet); raise ConflictError otherwise."""
+        """Write state and its transitions if the stored version is still `expected_version`
+        (0: not stored yet); raise ConflictError otherwise. Once this returns, the state is
+        stored and its transitions are in the history, or will be when the state is next read."""
         ...
 
     def history(self, key: AlertKey, limit: int = 100) -> list[Transition]:
@@ -35,10 +36,6 @@ class AlertStore(Protocol):
     def list_states(
         self, *, site: str | None = None, thing: str | None = None, open_only: bool = True
     ) -> list[AlertState]: ...
-
-    def batch_done(self, thing: str, boot: str, seq: int) -> bool: ...
-
-    def mark_batch(self, thing: str, boot: str, seq: int, expires_at_ms: int) -> None: ...
 
     def touch_thing(self, seen: ThingSeen) -> None:
         """Record that the machine sent data (never moves last_seen backwards)."""
@@ -59,7 +56,6 @@ class InMemoryAlertStore:
     def __init__(self) -> None:
         self.states: dict[AlertKey, AlertState] = {}
         self.transitions: dict[AlertKey, list[Transition]] = {}
-        self.batches: set[tuple[str, str, int]] = set()
         self.seen: dict[str, ThingSeen] = {}
         self.writes = 0
 
@@ -100,13 +96,6 @@ class InMemoryAlertStore:
             ),
             key=lambda s: s.key,
         )
-
-    def batch_done(self, thing: str, boot: str, seq: int) -> bool:
-        return (thing, boot, seq) in self.batches
-
-    def mark_batch(self, thing: str, boot: str, seq: int, expires_at_ms: int) -> None:
-        self.batches.add((thing, boot, seq))
-        self.writes += 1
 
     def touch_thing(self, seen: ThingSeen) -> None:
         current = self.seen.get(seen.thing)

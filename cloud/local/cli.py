@@ -54,6 +54,7 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     with LocalStack(directory) as stack:
         assert stack.info is not None
+        stack.warm()
         print("local stack running (Ctrl-C stops it)\n" + _describe(stack.info), flush=True)
         while not stop.wait(1.0):
             pass

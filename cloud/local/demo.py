@@ -119,6 +119,7 @@ def run_demo(
     with LocalStack(opts.state, on_event=on_stack_event) as stack:
         info = stack.info
         assert info is not None
+        stack.warm()
         printer.line(
             "ok",
             f"broker mqtts://{info.broker_host}:{info.broker_port}, AWS APIs {info.aws_endpoint}",

@@ -57,10 +57,24 @@ class LocalFunctions:
         )
         return module.build(spec.environment, self._boto3_kwargs, logger=logger)
 
-    def invoke(self, arn: str, event: Any) -> Any:
+    def warm(self) -> None:
+        """Build every handler now, as provisioned concurrency would, instead of on first use."""
+        for arn in self._specs:
+            self._handler(arn)
+
+    def built(self) -> list[str]:
+        """Names of the functions whose handler is built, sorted."""
+        with self._lock:
+            return sorted(self._specs[arn].name for arn in self._handlers)
+
+    def _handler(self, arn: str) -> Any:
         with self._lock:
             handler = self._handlers.get(arn)
             if handler is None:
                 handler = self._handlers[arn] = self._build(arn)
+            return handler
+
+    def invoke(self, arn: str, event: Any) -> Any:
+        handler = self._handler(arn)
         name = self._specs[arn].name
         return handler(event, LocalContext(function_name=name, invoked_function_arn=arn))

@@ -34,8 +34,7 @@ def chromium_path() -> str:
     if found:
         return found
     raise BrowserMissingError(
-        f"no Chromium at {CHROMIUM}: run `make chromium` "
-        "(apt-get install chromium chromium-driver)"
+        f"no Chromium at {CHROMIUM}: run `make chromium` (apt-get install chromium chromium-driver)"
     )
 
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from cloud.alerts.dynamodb_store import DynamoAlertStore
 from cloud.alerts.engine import AlertEngine
-from cloud.alerts.model import AlertKey, State, ThingSeen
+from cloud.alerts.model import AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.notifier import SnsNotifier
 from cloud.alerts.rules import load_rules
 from cloud.alerts.store import ConflictError
@@ -246,13 +247,106 @@ def test_redelivered_batch_creates_no_second_transition(
     clock.now = T0 + MINUTE
     message = batch(7, [80] * 12, T0)
     assert len(engine.process_batch(message)) == 1
-    marker = table.get_item(Key={"pk": "BATCH#exc-01#b00t#7", "sk": "BATCH"})["Item"]
-    assert int(marker["expiresAt"]) > (T0 + MINUTE) // 1000
-    assert engine.process_batch(message) == []
-    table.delete_item(Key={"pk": "BATCH#exc-01#b00t#7", "sk": "BATCH"})  # a crash before it
+    before = table.scan()["Items"]
+    clock.now += MINUTE  # a later retry by the rules engine
     assert engine.process_batch(json.loads(json.dumps(message))) == []
     assert len(engine.store.history(OVERHEAT)) == 1
     assert int(state_item(table, OVERHEAT)["version"]) == 1
+    after = table.scan()["Items"]
+    # only last-seen moves (seen_refresh_ms=0 here): the retry wrote no state or transition
+    assert [i for i in after if i["sk"] != "SEEN"] == [i for i in before if i["sk"] != "SEEN"]
+
+
+def test_state_write_leaves_no_outbox_behind(engine: AlertEngine, table: Any, clock: Clock) -> None:
+    clock.now = T0 + MINUTE
+    engine.process_batch(batch(1, [80] * 12, T0))
+    assert "unrecorded" not in state_item(table, OVERHEAT)
+    assert [t.to_state for t in engine.store.history(OVERHEAT)] == [State.ACTIVE]
+
+
+class DiesAfterCommit(DynamoAlertStore):
+    """Stops right after the state's conditional put, as a Lambda killed at that moment would."""
+
+    def _record(self, item: dict[str, Any]) -> None:
+        raise SystemExit("killed after the commit")
+
+
+def test_transitions_of_a_writer_that_died_after_its_commit_are_recorded_by_the_next_reader(
+    table: Any, clock: Clock
+) -> None:
+    clock.now = T0 + MINUTE
+    dying = AlertEngine(RULES, DiesAfterCommit(table), clock=clock)
+    with pytest.raises(SystemExit):
+        dying.process_batch(batch(1, [80] * 12, T0))
+    assert state_item(table, OVERHEAT)["state"] == "ACTIVE"  # committed, history not written
+    store = DynamoAlertStore(table)
+    assert store.history(OVERHEAT) == []
+    # The retry finds nothing new to evaluate, but reading the state records what was left.
+    engine = AlertEngine(RULES, store, clock=clock)
+    assert engine.process_batch(batch(1, [80] * 12, T0)) == []
+    assert [(t.from_state, t.to_state, t.version) for t in store.history(OVERHEAT)] == [
+        (State.NORMAL, State.ACTIVE, 1)
+    ]
+    assert "unrecorded" not in state_item(table, OVERHEAT)
+    # The operator's next write replaces the item; the history keeps both transitions.
+    engine.acknowledge("exc-01", "engine", "engine-overheat", "marie", "on my way")
+    assert [t.to_state for t in store.history(OVERHEAT)] == [State.ACTIVE, State.ACKNOWLEDGED]
+
+
+def test_failed_history_write_keeps_the_commit_and_its_notification(
+    table: Any, clock: Clock
+) -> None:
+    class HistoryDown(DynamoAlertStore):
+        def _record(self, item: dict[str, Any]) -> None:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "PutItem",
+            )
+
+    sent: list[Any] = []
+
+    class Inbox:
+        def notify(self, transitions: Any) -> None:
+            sent.extend(transitions)
+
+    clock.now = T0 + MINUTE
+    engine = AlertEngine(RULES, HistoryDown(table), Inbox(), clock=clock)
+    assert [t.to_state for t in engine.process_batch(batch(1, [80] * 12, T0))] == [State.ACTIVE]
+    assert [t.to_state for t in sent] == [State.ACTIVE]
+    assert "unrecorded" in state_item(table, OVERHEAT)
+    store = DynamoAlertStore(table)
+    assert store.list_states(thing="exc-01")[0].state is State.ACTIVE
+    assert [t.to_state for t in store.history(OVERHEAT)] == [State.ACTIVE]
+
+
+def test_many_transitions_in_one_write_all_reach_the_history(table: Any) -> None:
+    store = DynamoAlertStore(table)
+    state = AlertState(key=OVERHEAT, site="lyon", equipment="excavator")
+    transitions = []
+    for version in range(1, 41):  # more than one BatchWriteItem request holds
+        to = State.ACTIVE if version % 2 else State.NORMAL
+        transitions.append(
+            Transition(
+                key=OVERHEAT,
+                site="lyon",
+                from_state=State.NORMAL if version % 2 else State.ACTIVE,
+                to_state=to,
+                severity="critical",
+                at=T0 + version,
+                value=80.0 + version / 10,
+                who="system",
+                note="",
+                reason="fired" if version % 2 else "cleared",
+                version=version,
+                equipment="excavator",
+            )
+        )
+    state.version = 40
+    store.save_state(state, 0, transitions)
+    recorded = store.history(OVERHEAT)
+    assert [t.version for t in recorded] == list(range(1, 41))
+    assert recorded[-1].value == pytest.approx(84.0)
+    assert "unrecorded" not in state_item(table, OVERHEAT)
 
 
 def test_conditional_write_refuses_a_stale_version(engine: AlertEngine, clock: Clock) -> None:
@@ -279,7 +373,6 @@ def test_two_engines_racing_record_one_alert(table: Any, clock: Clock) -> None:
     snapshot = original_load("exc-01")
     second.store.load_thing = lambda thing: snapshot  # type: ignore[method-assign]
     assert len(first.process_batch(message)) == 1
-    second.store.batch_done = lambda *args: False  # type: ignore[method-assign]
     assert second.process_batch(message) == []
     assert len(first.store.history(OVERHEAT)) == 1
 

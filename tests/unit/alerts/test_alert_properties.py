@@ -110,13 +110,6 @@ class Run:
         history = {k: list(v) for k, v in self.store.transitions.items()}
         return states, history
 
-    def lifecycle(self) -> tuple[Any, ...]:
-        states = {
-            k: (s.state, s.severity, s.since, s.snoozed_until) for k, s in self.store.states.items()
-        }
-        history = {k: list(v) for k, v in self.store.transitions.items()}
-        return states, history
-
 
 def check_invariants(run: Run) -> None:
     for key, state in run.store.states.items():
@@ -163,10 +156,4 @@ def test_reprocessing_any_prefix_changes_nothing(
     for message in run.health:
         assert run.engine.process_health(message) == []
     assert run.snapshot() == before
-    # a crash before the batch markers were written: the per-key guard still holds
-    run.store.batches.clear()
-    lifecycle = run.lifecycle()
-    for message in run.batches[:cut]:
-        assert run.engine.process_batch(message) == []
-    assert run.lifecycle() == lifecycle
     check_invariants(run)
