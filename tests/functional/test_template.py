@@ -43,3 +43,26 @@ def test_device_policy_publishes_only_as_itself() -> None:
     resources = [r for s in publish for r in s["Resource"]]
     assert resources and all("${iot:Connection.Thing.ThingName}" in r for r in resources)
     assert all("*" not in r.split(":topic/")[1] for r in resources)
+
+
+def test_every_topic_rule_has_alarms_on_failed_actions_throttling_and_parse_errors() -> None:
+    template = LocalTemplate()
+    queries: list[str] = []
+    watched: list[tuple[str, str]] = []
+    for lid in template.of_type("AWS::CloudWatch::Alarm"):
+        for query in template.properties(lid).get("Metrics", []):
+            if "Expression" in query:
+                queries.append(query["Expression"])
+            metric = query.get("MetricStat", {}).get("Metric", {})
+            if metric.get("Namespace") == "AWS/IoT":
+                rule = next(d["Value"] for d in metric["Dimensions"] if d["Name"] == "RuleName")
+                watched.append((metric["MetricName"], rule))
+    rules = [spec.name for spec in template.topic_rules()]
+    assert len(rules) >= 2
+    for rule in rules:
+        assert any(
+            q.startswith('SELECT SUM(Failure) FROM SCHEMA("AWS/IoT", ActionType, RuleName)')
+            and q.endswith(f"WHERE RuleName = '{rule}'")
+            for q in queries
+        ), rule
+        assert ("RuleMessageThrottled", rule) in watched and ("ParseError", rule) in watched
