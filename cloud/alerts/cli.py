@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloud.alerts.model import OPEN_STATES, AlertState, InvalidTransitionError, State, Transition
-from cloud.alerts.rules import SEVERITIES, SEVERITY_RANK, RulesError, load_rules
+from cloud.alerts.rules import SEVERITIES, SEVERITY_RANK, RulesError
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -93,6 +94,17 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", help="alerts table name (required with --aws)")
     parser.add_argument("--region", help="AWS region (default: from the AWS configuration)")
     parser.add_argument("--rules", help="rules file (default: the packaged one)")
+    parser.add_argument(
+        "--topic-arn",
+        help="SNS topic notified of operator actions (with --aws: default $ALERTS_TOPIC_ARN, "
+        "the stack output AlertsTopicArn; locally: the stack's topic)",
+    )
+    parser.add_argument(
+        "--min-notify-severity",
+        choices=SEVERITIES,
+        default="warning",
+        help="notify transitions of at least this severity (default: warning, as deployed)",
+    )
 
 
 def _key_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,27 +122,52 @@ def _os_user() -> str:
         return "unknown"
 
 
+def _target(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
+    """boto3 client arguments and the settings an alerting function would have."""
+    if args.aws:
+        if not args.table:
+            raise _UsageError("--aws needs --table NAME (the alerts table of the deployed stack)")
+        kwargs = {"region_name": args.region} if args.region else {}
+        topic = args.topic_arn or os.environ.get("ALERTS_TOPIC_ARN", "")
+        table = args.table
+    else:
+        from cloud.local.stackinfo import StackInfo
+        from cloud.local.template import LocalTemplate
+
+        info = StackInfo.load()
+        kwargs = info.boto3_kwargs()
+        table = args.table or info.alerts_table
+        topic = args.topic_arn or LocalTemplate().arn("AlertsTopic")
+    env = {
+        "ALERTS_TABLE": table,
+        "ALERTS_TOPIC_ARN": topic,
+        "MIN_NOTIFY_SEVERITY": args.min_notify_severity,
+        "ALERT_RULES_FILE": args.rules or "",
+    }
+    return kwargs, env
+
+
 def _store(args: argparse.Namespace) -> Any:
     import boto3
 
     from cloud.alerts.dynamodb_store import DynamoAlertStore
 
-    if args.aws:
-        if not args.table:
-            raise _UsageError("--aws needs --table NAME (the alerts table of the deployed stack)")
-        kwargs = {"region_name": args.region} if args.region else {}
-        return DynamoAlertStore(boto3.resource("dynamodb", **kwargs).Table(args.table))
-    from cloud.local.stackinfo import StackInfo
-
-    info = StackInfo.load()
-    table = boto3.resource("dynamodb", **info.boto3_kwargs()).Table(args.table or info.alerts_table)
-    return DynamoAlertStore(table)
+    kwargs, env = _target(args)
+    return DynamoAlertStore(boto3.resource("dynamodb", **kwargs).Table(env["ALERTS_TABLE"]))
 
 
 def _engine(args: argparse.Namespace) -> Any:
-    from cloud.alerts.engine import AlertEngine
+    """The engine as the alerting functions build it, so operator actions are notified too."""
+    from cloud.handlers.alerting import alert_engine
 
-    return AlertEngine(load_rules(args.rules), _store(args))
+    kwargs, env = _target(args)
+    if not env["ALERTS_TOPIC_ARN"]:
+        print(
+            "no SNS topic given (--topic-arn or ALERTS_TOPIC_ARN): this change is recorded "
+            "but not notified",
+            file=sys.stderr,
+        )
+    return alert_engine(env, kwargs)
 
 
 class _UsageError(ValueError):

@@ -130,14 +130,19 @@ class AlertEngine:
         """Scheduled check: fire offline alerts for silent machines, end due snoozes."""
         now = self.clock() if now_ms is None else now_ms
         transitions: list[Transition] = []
+        # Each machine's transitions are notified as soon as they are stored, so with a large
+        # fleet the first offline alert does not wait for the whole scan.
         minutes = [r.minutes for r in self._all_rules() if r.kind == "offline"]
         if minutes:
             cutoff = now - int(min(minutes) * 60_000) - self.seen_refresh_ms
             for seen in self.store.stale_things(cutoff):
-                transitions += self._offline(seen, now)
+                fired = self._offline(seen, now)
+                self._notify(fired)
+                transitions += fired
         for snoozed in self.store.snoozes_due(now):
-            transitions += self._commit(snoozed, now, self._snooze_step(now))
-        self._notify(transitions)
+            ended = self._commit(snoozed, now, self._snooze_step(now))
+            self._notify(ended)
+            transitions += ended
         return transitions
 
     # ---- operator actions ----------------------------------------------------------------
@@ -255,7 +260,15 @@ class AlertEngine:
         now: int,
         evidence_ts: int,
     ) -> list[Transition]:
-        """The machine sent something: clear its offline alerts, refresh last-seen."""
+        """The machine sent something: refresh last-seen, clear its offline alerts."""
+        # Last-seen first: an offline check that reads the cleared state then reads this too,
+        # and does not fire again on the stale last-seen it found before.
+        if (
+            seen is None
+            or now - seen.last_seen >= self.seen_refresh_ms
+            or (seen.site, seen.equipment) != (site, equipment)
+        ):
+            self.store.touch_thing(ThingSeen(thing, site, equipment, now))
         transitions: list[Transition] = []
         for rule in self.rules.thing_rules(equipment, "offline"):
             current = states.get(AlertKey(thing, THING_SENSOR, rule.id))
@@ -264,15 +277,13 @@ class AlertEngine:
             if current is None or current.condition is None or evidence_ts <= current.since:
                 continue
             transitions += self._commit(current, now, self._offline_step(rule, None, 0.0, now))
-        if (
-            seen is None
-            or now - seen.last_seen >= self.seen_refresh_ms
-            or (seen.site, seen.equipment) != (site, equipment)
-        ):
-            self.store.touch_thing(ThingSeen(thing, site, equipment, now))
         return transitions
 
-    def _offline(self, seen: ThingSeen, now: int) -> list[Transition]:
+    def _offline(self, listed: ThingSeen, now: int) -> list[Transition]:
+        # The index that listed the machine as stale may lag, and the machine may have come
+        # back since: decide on its partition, read consistently, states and last-seen together.
+        seen, states = self.store.load_thing(listed.thing)
+        seen = seen or listed
         transitions: list[Transition] = []
         silent = now - seen.last_seen
         for rule in self.rules.thing_rules(seen.equipment, "offline"):
@@ -280,7 +291,7 @@ class AlertEngine:
             if silent < rule.minutes * 60_000 + self.seen_refresh_ms:
                 continue
             key = AlertKey(seen.thing, THING_SENSOR, rule.id)
-            current = self.store.get_state(key) or _fresh(key, seen.site, seen.equipment)
+            current = states.get(key) or _fresh(key, seen.site, seen.equipment)
             if current.condition is not None:
                 continue  # already firing (or firing under a snooze): nothing to write
             step = self._offline_step(rule, rule.severity, round(silent / 60_000, 1), now)

@@ -66,15 +66,18 @@ def test_overheat_active_acknowledged_cleared_normal_with_one_sns_message_each(
         assert done.returncode == 0, done.stderr
         acknowledged = state_item(table, machine.thing, "engine", RULE)
         assert acknowledged is not None and acknowledged["state"] == "ACKNOWLEDGED"
+        # The operator's acknowledgement is notified like any other transition, with who did it.
+        messages = inbox.poll(expected=2)
+        assert [m["body"]["to"] for m in messages] == ["ACTIVE", "ACKNOWLEDGED"]
+        assert messages[1]["body"]["who"] == "chef-de-chantier"
 
         cool = crafted_batch(machine, 2, [70.0, 65.0, 60.0])  # below the 72 °C clear level
         assert device.publish(telemetry_topic(machine), cool).status == ACKED
         assert wait_for(state_is(table, machine.thing, "engine", RULE, "NORMAL"), 10)
 
-    # The CLI's acknowledgement is recorded, not notified (it has no SNS wiring); the ingest
-    # function notified the two transitions it made, once each.
-    messages = inbox.poll(expected=2)
-    assert [m["body"]["to"] for m in messages] == ["ACTIVE", "NORMAL"]
+    # One message per transition, whoever made it.
+    messages = inbox.poll(expected=3)
+    assert [m["body"]["to"] for m in messages] == ["ACTIVE", "ACKNOWLEDGED", "NORMAL"]
     history = table.query(
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": f"HIST#{machine.thing}#engine#{RULE}"},

@@ -7,7 +7,17 @@ import json
 from typing import Any
 
 import pytest
-from support.alert_testkit import MINUTE, SECOND, T0, Recorder, batch, make_engine, moves
+from support.alert_testkit import (
+    MINUTE,
+    RULES,
+    SECOND,
+    T0,
+    Clock,
+    Recorder,
+    batch,
+    make_engine,
+    moves,
+)
 
 from cloud.alerts.engine import UnknownRuleError, dropped_counter
 from cloud.alerts.model import ALLOWED, AlertKey, InvalidTransitionError, State
@@ -142,6 +152,32 @@ def test_offline_fires_when_device_stops_and_clears_when_it_returns() -> None:
     assert engine.process_batch(batch(1, [40] * 5, T0, boot="other")) == []
     back = engine.process_batch(batch(2, [40] * 5, T0 + 13 * MINUTE))
     assert moves(back) == [("ACTIVE", "NORMAL", "warning")]
+
+
+class LaggingIndexStore(InMemoryAlertStore):
+    """Lists machines as stale from a snapshot taken earlier, as an eventually consistent index."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshot: list[Any] = []
+
+    def stale_things(self, cutoff_ms: int) -> list[Any]:
+        return [s for s in self.snapshot if s.last_seen < cutoff_ms]
+
+
+def test_offline_check_trusts_the_machine_partition_over_a_lagging_index() -> None:
+    from cloud.alerts.engine import AlertEngine
+
+    store = LaggingIndexStore()
+    clock = Clock(T0 + 10 * SECOND)
+    engine = AlertEngine(RULES, store, clock=clock, seen_refresh_ms=0)
+    engine.process_batch(batch(1, [40] * 5, T0))
+    store.snapshot = list(store.seen.values())  # the index as of the first batch
+    clock.now = T0 + 11 * MINUTE
+    engine.process_batch(batch(2, [40] * 5, T0 + 11 * MINUTE - 5 * SECOND))  # back in time
+    assert engine.check_offline(T0 + 11 * MINUTE + SECOND) == []
+    # Once it is really silent, the check fires.
+    assert moves(engine.check_offline(T0 + 22 * MINUTE)) == [("NORMAL", "ACTIVE", "warning")]
 
 
 def test_data_loss_from_health_latches() -> None:
