@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloud.alerts.model import OPEN_STATES, AlertState, InvalidTransitionError, State, Transition
-from cloud.alerts.rules import SEVERITIES, SEVERITY_RANK, RulesError
+from cloud.alerts.rules import EQUIPMENT, SEVERITIES, SEVERITY_RANK, Rule, RulesError, load_rules
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -40,6 +40,13 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--all", action="store_true", help="include NORMAL, SNOOZED, DISABLED")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=_list)
+
+    rules = sub.add_parser(
+        "rules", help="check a rules file and show the rules each equipment profile gets"
+    )
+    rules.add_argument("--rules", help="rules file (default: the packaged one)")
+    rules.add_argument("--equipment", choices=EQUIPMENT, help="only this profile")
+    rules.set_defaults(func=_rules)
 
     history = sub.add_parser("history", help="transitions of one alert, oldest first")
     _target_options(history)
@@ -189,6 +196,39 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             return 1
 
     return run
+
+
+@_guarded
+def _rules(args: argparse.Namespace) -> int:
+    ruleset = load_rules(args.rules)
+    print(f"{ruleset.source}: valid, version {ruleset.version}")
+    for equipment in [args.equipment] if args.equipment else EQUIPMENT:
+        print(f"\n{equipment}")
+        for rule in ruleset.rules_for(equipment):
+            print(f"  {rule.id:<24} {rule.kind:<13} {_rule_summary(rule)}")
+    return 0
+
+
+def _rule_summary(rule: Rule) -> str:
+    watched = "" if rule.thing_level else f"sensors {','.join(rule.sensors)}: "
+    if rule.levels:
+        levels = ", ".join(f"{level.severity} at {level.at:g}" for level in rule.levels)
+        subject = rule.field if rule.kind == "threshold" else f"{rule.field} change"
+        clear = "" if rule.clear is None else f", clear at {rule.clear:g}"
+        timer = f", for {rule.for_s:g} s" if rule.for_s else ""
+        return f"{watched}{subject} {rule.direction} {levels}{clear}{timer}"
+    if rule.kind == "range":
+        detail = f"{rule.field} outside {rule.min:g}..{rule.max:g}"
+    elif rule.kind == "stuck":
+        detail = f"{rule.field} unchanged for {rule.seconds:g} s"
+    elif rule.kind == "offline":
+        detail = f"no data for {rule.minutes:g} min"
+    elif rule.kind == "dataloss":
+        detail = "readings dropped by the agent"
+    else:
+        detail = "sensor reported failing in health messages"
+    latch = ", latched" if rule.latch else ""
+    return f"{watched}{detail} -> {rule.severity}{latch}"
 
 
 @_guarded

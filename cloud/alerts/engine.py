@@ -105,7 +105,7 @@ class AlertEngine:
         return transitions
 
     def process_health(self, message: dict[str, Any]) -> list[Transition]:
-        """Evaluate an agent health message: data loss, and the machine being alive."""
+        """Evaluate an agent health message: data loss, sensor status, the machine being alive."""
         now = self.clock()
         thing = message["thing"]
         seen, states = self.store.load_thing(thing)
@@ -119,6 +119,12 @@ class AlertEngine:
                 key = AlertKey(thing, THING_SENSOR, rule.id)
                 current = states.get(key) or _fresh(key, site, equipment)
                 step = self._dataloss_step(rule, dropped, ts)
+                transitions += self._commit(current, now, step)
+        for sensor_id, failing, errors in sensor_statuses(message):
+            for rule in self.rules.status_rules(equipment, sensor_id):
+                key = AlertKey(thing, sensor_id, rule.id)
+                current = states.get(key) or _fresh(key, site, equipment)
+                step = self._status_step(rule, failing, errors, ts)
                 transitions += self._commit(current, now, step)
         transitions += self._alive(thing, site, equipment, seen, states, now, ts)
         self._notify(transitions)
@@ -240,6 +246,19 @@ class AlertEngine:
             if moved is not None:
                 transitions.append(moved)
             return transitions, bool(transitions) or st.memory != before
+
+        return step
+
+    def _status_step(self, rule: Rule, failing: bool, errors: int, ts: int) -> Step:
+        def step(st: AlertState) -> tuple[list[Transition], bool]:
+            # Stored only when the verdict changes: a machine reporting "ok" every minute costs
+            # no write. An older message than the last change is ignored.
+            condition = rule.severity if failing else None
+            if st.state is State.DISABLED or ts <= st.last_ts or condition == st.condition:
+                return [], False
+            st.last_ts = ts
+            moved = lifecycle.apply_condition(st, condition, float(errors), ts, rule.latch)
+            return ([moved] if moved is not None else []), True
 
         return step
 
@@ -398,6 +417,21 @@ def dropped_counter(message: dict[str, Any]) -> tuple[str, int] | None:
     if since_boot is not None:
         return f"boot:{message.get('boot', '')}", since_boot
     return None
+
+
+def sensor_statuses(message: dict[str, Any]) -> list[tuple[str, bool, int]]:
+    """(sensor id, failing, error count) for each sensor a health message reports on.
+
+    A sensor still ``starting`` has no verdict yet and is left out.
+    """
+    found: list[tuple[str, bool, int]] = []
+    for sensor in message.get("sensors") or ():
+        if not isinstance(sensor, dict) or not isinstance(sensor.get("sensorId"), str):
+            continue
+        status = sensor.get("status")
+        if status in ("ok", "failing"):
+            found.append((sensor["sensorId"], status == "failing", _int(sensor.get("errors")) or 0))
+    return found
 
 
 def _fresh(key: AlertKey, site: str, equipment: str) -> AlertState:

@@ -16,7 +16,8 @@ valid-range bound than ``previous`` (the last reading of the same sensor), or, w
 previous reading, when it is already beyond a level. ``crossing_levels`` returns which rule and
 bound were crossed. Both only compare floats against bounds precomputed once per (equipment,
 sensor): a few microseconds per reading. Rate, stuck, offline and data-loss rules need history
-and are evaluated in the cloud only.
+and are evaluated in the cloud only, as are sensor-status rules, which follow the status the
+agent reports for each sensor in its health messages.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from cloud.alerts.fields import FIELDS, RAW_FIELDS, field_value
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules") / "alert-rules.json"
 SEVERITIES = ("info", "warning", "critical")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
-KINDS = ("threshold", "rate", "range", "stuck", "offline", "dataloss")
+KINDS = ("threshold", "rate", "range", "stuck", "offline", "dataloss", "sensorstatus")
 # Offline and data-loss concern the whole machine: their alerts use this sensor id.
 THING_SENSOR = "*"
 THING_KINDS = ("offline", "dataloss")
+# Evaluated on health messages, per sensor, rather than on readings.
+HEALTH_KINDS = ("sensorstatus",)
 EQUIPMENT = ("excavator", "crane", "generator", "compressor", "concrete-mixer", "site-cabin")
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -48,6 +51,7 @@ _KIND_KEYS = {
     "stuck": {"sensors", "field", "seconds", "tolerance"},
     "offline": {"minutes"},
     "dataloss": set(),
+    "sensorstatus": {"sensors"},
 }
 
 
@@ -92,6 +96,10 @@ class Rule:
     def thing_level(self) -> bool:
         return self.kind in THING_KINDS
 
+    @property
+    def per_reading(self) -> bool:
+        return self.kind not in THING_KINDS and self.kind not in HEALTH_KINDS
+
 
 @dataclass
 class RuleSet:
@@ -122,10 +130,18 @@ class RuleSet:
             cached = tuple(
                 rule
                 for rule in self.rules_for(equipment)
-                if not rule.thing_level and rule.matches(sensor_id)
+                if rule.per_reading and rule.matches(sensor_id)
             )
             self._by_sensor[key] = cached
         return cached
+
+    def status_rules(self, equipment: str, sensor_id: str) -> tuple[Rule, ...]:
+        """Sensor-status rules that watch this sensor."""
+        return tuple(
+            rule
+            for rule in self.rules_for(equipment)
+            if rule.kind in HEALTH_KINDS and rule.matches(sensor_id)
+        )
 
     def thing_rules(self, equipment: str, kind: str) -> tuple[Rule, ...]:
         return tuple(rule for rule in self.rules_for(equipment) if rule.kind == kind)
@@ -348,6 +364,8 @@ class _RuleParser:
                 common["minutes"] = self.number("minutes", positive=True)
             return Rule(**common)
         common["sensors"] = self.sensors()
+        if kind in HEALTH_KINDS:
+            return Rule(**common, severity=self.severity())
         common["field"] = self.field(raw_only=kind in ("rate", "stuck"))
         if kind in ("threshold", "rate"):
             return Rule(**common, **self.leveled(kind))

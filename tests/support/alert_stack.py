@@ -25,6 +25,43 @@ def telemetry_topic(machine: Machine) -> str:
     return topic(machine.site, machine.thing, "telemetry", BASIC_INGEST_PREFIX)
 
 
+def health_topic(machine: Machine) -> str:
+    """The Basic Ingest topic the agent publishes its health messages on."""
+    return topic(machine.site, machine.thing, "health", BASIC_INGEST_PREFIX)
+
+
+def crafted_health(machine: Machine, sensors: dict[str, str], *, at_ms: int | None = None) -> bytes:
+    """A schema-1 health message reporting each sensor's status (ok, failing, starting)."""
+    return encode_message(
+        {
+            "schema": 1,
+            "kind": "health",
+            "thing": machine.thing,
+            "site": machine.site,
+            "equipment": machine.equipment,
+            "boot": "a1b2c3d4",
+            "sentAt": now_ms() if at_ms is None else at_ms,
+            "agentVersion": "0.1.0",
+            "uptimeS": 600,
+            "clock": {"synced": True, "source": "auto"},
+            "queue": {"depth": 0, "batches": 0, "oldestReadingTs": None},
+            "dropped": {"sinceBoot": 0, "total": 0},
+            "connectedSince": None,
+            "sensors": [
+                {
+                    "sensorId": sensor,
+                    "status": status,
+                    "lastError": "OSError: [Errno 121] Remote I/O error"
+                    if status == "failing"
+                    else None,
+                    "errors": 12 if status == "failing" else 0,
+                }
+                for sensor, status in sensors.items()
+            ],
+        }
+    )
+
+
 def crafted_batch(
     machine: Machine,
     seq: int,

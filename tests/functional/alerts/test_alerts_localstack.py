@@ -12,6 +12,8 @@ from support.alert_stack import (
     SnsInbox,
     alerts_table,
     crafted_batch,
+    crafted_health,
+    health_topic,
     state_is,
     state_item,
     telemetry_topic,
@@ -100,3 +102,26 @@ def test_below_the_for_delay_nothing_fires_and_nothing_is_sent(stack: LocalStack
     item = state_item(table, machine.thing, "engine", RULE)
     assert item is None or item["state"] == "NORMAL"
     assert inbox.poll(expected=1, timeout_s=1.0) == []
+
+
+def test_a_sensor_the_agent_reports_failing_raises_an_alert_until_it_recovers(
+    stack: LocalStack,
+) -> None:
+    machine, _ = provision_machine(stack, "cab-43", SITE, "site-cabin")
+    table = alerts_table(stack)
+    inbox = SnsInbox(stack, stack.template.arn("AlertsTopic"))
+    rule = "sensor-fault-reported"
+    with DeviceConnection(stack, machine) as device:
+        failing = crafted_health(machine, {"indoor": "failing", "outdoor": "ok"})
+        assert device.publish(health_topic(machine), failing).status == ACKED
+        assert wait_for(state_is(table, machine.thing, "indoor", rule, "ACTIVE"), 10)
+        assert state_item(table, machine.thing, "outdoor", rule) is None
+        recovered = crafted_health(machine, {"indoor": "ok", "outdoor": "ok"})
+        assert device.publish(health_topic(machine), recovered).status == ACKED
+        assert wait_for(state_is(table, machine.thing, "indoor", rule, "NORMAL"), 10)
+    messages = sorted(inbox.poll(expected=2), key=lambda m: m["body"]["version"])
+    assert [(m["body"]["sensorId"], m["body"]["to"]) for m in messages] == [
+        ("indoor", "ACTIVE"),
+        ("indoor", "NORMAL"),
+    ]
+    assert "[warning]" in messages[0]["subject"]

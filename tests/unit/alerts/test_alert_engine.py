@@ -200,6 +200,52 @@ def test_data_loss_from_health_latches() -> None:
     assert store.get_state(AlertKey("exc-01", "*", "data-loss")).state is State.NORMAL  # type: ignore[union-attr]
 
 
+def _health(at: int, *sensors: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "thing": "exc-01",
+        "site": "lyon-part-dieu",
+        "equipment": "excavator",
+        "boot": "b00t",
+        "sentAt": at,
+        "sensors": [
+            {
+                "sensorId": sensor,
+                "status": status,
+                "lastError": "I2C: no answer at 0x76" if status == "failing" else None,
+                "errors": 7 if status == "failing" else 0,
+            }
+            for sensor, status in sensors
+        ],
+    }
+
+
+def test_sensor_reported_failing_in_health_opens_an_alert_until_it_reports_ok() -> None:
+    engine, store, clock = make_engine()
+    key = AlertKey("exc-01", "cabin", "sensor-fault-reported")
+    clock.now = T0
+    assert engine.process_health(_health(T0, ("engine", "ok"), ("cabin", "starting"))) == []
+    writes = store.writes
+    failing = engine.process_health(_health(T0 + MINUTE, ("engine", "ok"), ("cabin", "failing")))
+    assert moves(failing) == [("NORMAL", "ACTIVE", "warning")]
+    assert failing[0].key == key and failing[0].value == 7
+    assert store.writes == writes + 1  # the engine sensor's "ok" costs nothing
+    # Still failing a minute later, or the same message again: one alert per condition.
+    assert engine.process_health(_health(T0 + 2 * MINUTE, ("cabin", "failing"))) == []
+    assert engine.process_health(_health(T0 + MINUTE, ("cabin", "failing"))) == []
+    back = engine.process_health(_health(T0 + 3 * MINUTE, ("cabin", "ok")))
+    assert moves(back) == [("ACTIVE", "NORMAL", "warning")]
+    # An old "failing" message arriving late does not reopen it.
+    assert engine.process_health(_health(T0 + 2 * MINUTE, ("cabin", "failing"))) == []
+    assert [t.to_state for t in store.history(key)] == [State.ACTIVE, State.NORMAL]
+
+
+def test_disabled_sensor_status_rule_stays_quiet() -> None:
+    engine, _store, clock = make_engine()
+    clock.now = T0
+    engine.disable("exc-01", "cabin", "sensor-fault-reported", "marie", "sensor removed")
+    assert engine.process_health(_health(T0 + MINUTE, ("cabin", "failing"))) == []
+
+
 @pytest.mark.parametrize(
     ("message", "expected"),
     [

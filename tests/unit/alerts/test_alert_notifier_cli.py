@@ -124,3 +124,28 @@ def test_cli_aws_needs_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(["alerts", "list", "--aws"])
     assert args.func(args) == 2
     assert "--table" in capsys.readouterr().err
+
+
+def test_cli_rules_shows_each_profile_and_names_what_is_wrong_in_a_bad_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    args = parser().parse_args(["alerts", "rules", "--equipment", "crane"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "valid, version" in out
+    assert "storm-risk" in out and "pressure change fall warning at 3" in out
+    assert "engine-overheat" not in out  # an excavator rule
+
+    broken = tmp_path / "rules.json"
+    broken.write_text(
+        json.dumps(
+            {
+                "version": 3,
+                "defaults": [{"id": "gone", "kind": "offline", "minutes": 0, "severity": "info"}],
+            }
+        )
+    )
+    args = parser().parse_args(["alerts", "rules", "--rules", str(broken)])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert "'gone'" in err and "minutes" in err

@@ -19,6 +19,7 @@ KEYS = [
     ("engine", "sensor-fault-range"),
     ("*", "offline"),
     ("*", "data-loss"),
+    ("engine", "sensor-fault-reported"),
 ]
 TEMPERATURES = st.sampled_from([60.0, 71.0, 73.0, 76.0, 80.0, 83.0, 85.0])
 
@@ -30,7 +31,8 @@ operations = st.one_of(
     ),
     st.tuples(st.just("gap"), st.integers(1, 20)),
     st.tuples(st.just("tick"), st.integers(0, 3)),
-    st.tuples(st.just("health"), st.integers(0, 50)),
+    # readings dropped since the last health message, and whether the engine sensor is failing
+    st.tuples(st.just("health"), st.tuples(st.integers(0, 50), st.booleans())),
     st.tuples(st.just("redeliver"), st.integers(0, 1000)),
     st.tuples(
         st.sampled_from(["ack", "snooze", "disable", "enable", "reset"]),
@@ -68,7 +70,8 @@ class Run:
             self.cursor = max(self.cursor, self.clock.now)
             self.engine.check_offline()
         elif kind == "health":
-            self.dropped += arg
+            lost, failing = arg
+            self.dropped += lost
             self.clock.advance(SECOND)
             message = {
                 "thing": "exc-01",
@@ -77,6 +80,14 @@ class Run:
                 "boot": "b00t",
                 "sentAt": self.clock.now,
                 "dropped": {"total": self.dropped},
+                "sensors": [
+                    {
+                        "sensorId": "engine",
+                        "status": "failing" if failing else "ok",
+                        "lastError": "no answer at 0x76" if failing else None,
+                        "errors": 3 if failing else 0,
+                    }
+                ],
             }
             self.health.append(message)
             self.engine.process_health(message)

@@ -188,6 +188,8 @@ def test_duplicate_rule_id_is_refused() -> None:
             {"kind": "stuck", "field": "temperature", "seconds": 0, "severity": "warning"},
             "'seconds'",
         ),
+        ({"kind": "sensorstatus", "severity": "urgent"}, "'severity'"),
+        ({"kind": "sensorstatus", "field": "temperature", "severity": "warning"}, "'field'"),
     ],
 )
 def test_invalid_kind_specific_fields(rule: dict[str, Any], field: str) -> None:
@@ -195,6 +197,13 @@ def test_invalid_kind_specific_fields(rule: dict[str, Any], field: str) -> None:
     with pytest.raises(RulesError) as caught:
         parse_rules(data)
     assert "broken-rule" in str(caught.value) and field in str(caught.value)
+
+
+def test_sensor_status_rules_watch_health_messages_not_readings() -> None:
+    assert [r.id for r in RULES.status_rules("crane", "cabin")] == ["sensor-fault-reported"]
+    assert "sensor-fault-reported" not in {r.id for r in RULES.sensor_rules("crane", "cabin")}
+    # nothing for the edge agent to check on a reading
+    assert crossing_levels(RULES, "crane", "cabin", {"temperature": 20}, None) == []
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
