@@ -237,6 +237,7 @@ class Agent:
         sampler.start()
         health = Ticker(time.monotonic(), cfg.health_interval_s)
         status_due = 0.0
+        clean = False
         try:
             while not stop.is_set():
                 if self._fatal is not None:
@@ -256,8 +257,9 @@ class Agent:
                     status_due = now + STATUS_EVERY_S
                 self._wake.wait(self._next_wait())
                 self._wake.clear()
+            clean = True
         finally:
-            self._shutdown(sampler, sampler_stop)
+            self._shutdown(sampler, sampler_stop, flush=clean)
 
     # -- connection ---------------------------------------------------------------------------
     def _on_connection(self, up: bool, why: str) -> None:
@@ -646,9 +648,24 @@ class Agent:
         self._status_dirty = False
 
     # -- shutdown -----------------------------------------------------------------------------
-    def _shutdown(self, sampler: threading.Thread, sampler_stop: threading.Event) -> None:
+    def _flush_partial_batch(self) -> None:
+        """Send the live readings of a batch not yet due, so a stop does not hold them back."""
+        # They are on disk either way; sending them now spares the cloud a gap of up to
+        # batch_max_age_s until the agent runs again (a maintenance stop can be long).
+        sent_at = int(self.clock.wall() * 1000)
+        while self._form(
+            PRIORITY_LIVE, sent_at, self.config.batch_max_bytes, after_id=self._backlog_split
+        ):
+            pass
+        self._send(time.monotonic())
+
+    def _shutdown(
+        self, sampler: threading.Thread, sampler_stop: threading.Event, *, flush: bool
+    ) -> None:
         sampler_stop.set()
         sampler.join(timeout=5.0)
+        if flush and self._connected and self.clock.synced():
+            self._flush_partial_batch()
         # acks already on their way are worth a short wait: fewer re-sends after restart
         deadline = time.monotonic() + STOP_ACK_WAIT_S
         while self._inflight and time.monotonic() < deadline:

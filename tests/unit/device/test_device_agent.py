@@ -137,6 +137,25 @@ def test_every_reading_published_and_acked(tmp_path: Path) -> None:
     assert seqs == sorted(set(seqs))
 
 
+def test_stop_sends_the_partial_batch_instead_of_holding_it_until_the_next_start(
+    tmp_path: Path,
+) -> None:
+    pub = FakePublisher()
+    agent = Agent(
+        make_config(tmp_path, batch_max_age_s=60.0),
+        publisher=pub,
+        clock=Clock(),
+        urgency=NeverUrgent(),
+    )
+    with Running(agent):
+        wait_for(lambda: agent.stats()["readings"] >= 10)
+        assert pub.telemetry() == []  # nothing due for a minute
+    stats = agent.stats()
+    assert len(pub.telemetry()) == 1
+    assert len(readings_of(pub.telemetry())) == stats["readings"]
+    assert stats["batches_acked"] == 1 and stats["queue_depth"] == 0
+
+
 def test_refused_publish_is_not_an_ack(tmp_path: Path) -> None:
     pub = FakePublisher(mode=REFUSED, code=135)
     refused: list[dict[str, Any]] = []
