@@ -1,0 +1,1536 @@
+"""Cost model: every AWS request the pipeline makes per batch and per health message, priced.
+
+Run: .venv/bin/python tests/benchmarks/bench_cost_model.py [--minutes N] [--pace S]
+Prints figures only; docs/cost.md explains the model and records a run. Target (design brief):
+one reading per 5 s per device, 1,000 devices, at most $0.05 per device-month and $0 idle.
+
+A local stack runs in a temporary folder. Botocore hooks in this process, where the stack runs
+the rule actions and the Lambda handlers, count every request by caller, service, operation
+and purpose, with the units AWS bills: DynamoDB write and read units from the item sizes on
+the wire (index writes included), S3 requests and bytes, SNS publishes, registry calls. One
+provisioned excavator publishes over its own mTLS connection through Basic Ingest what the
+agent sends at its defaults with one reading per 5 s: a batch and a health message a minute,
+built by the agent's own code from simulated sensors. The simulated minute lasts `--pace` wall
+seconds and the last-seen refresh is shortened by the same factor, so it fires as often per
+message as in real time. Then one alert opens and clears, bigger batches probe the design
+options, and the scheduled functions run once each, on empty tables and on the machine's data.
+
+Request counts do not depend on the machine; durations do (2 shared cores). Lambda duration is
+modelled from the CPU time measured here, scaled to the function's share of a vCPU, plus an
+assumed in-region latency per request (constants below); the local wall time is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import copy
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from support.alert_stack import crafted_batch  # noqa: E402
+from support.localstack import DeviceConnection  # noqa: E402
+
+import chantier  # noqa: E402
+from chantier.names import topic  # noqa: E402
+from chantier.telemetry import encode_message  # noqa: E402
+from cloud.alerts.engine import SEEN_REFRESH_MS  # noqa: E402
+from cloud.local.fleet import BASIC_INGEST_PREFIX, Machine, provision_machine  # noqa: E402
+from cloud.local.functions import LocalFunctions  # noqa: E402
+from cloud.local.scheduler import rate_seconds, scheduled_event  # noqa: E402
+from cloud.local.stack import LocalStack  # noqa: E402
+from cloud.local.template import LocalTemplate  # noqa: E402
+from device.batcher import Envelope, fit_readings, message_dict, reading_dict  # noqa: E402
+from device.config import AgentConfig  # noqa: E402
+from device.health import SENSOR_OK, SensorStatus, health_message  # noqa: E402
+from device.mqtt import ACKED  # noqa: E402
+from device.sensors.simulated import SimulatedSensor  # noqa: E402
+
+# ---------- AWS list prices, us-east-1 (N. Virginia), USD ----------
+# Taken on PRICES_TAKEN from the pages named beside each group. Paris (eu-west-3) lists most of
+# these a little higher; the model's conclusions do not change with the region. Prices named in
+# UNCONFIRMED could not be checked against a copy of the page on that day: they are the list
+# prices as we know them, and docs/cost.md marks them as assumptions.
+PRICES_TAKEN = "2026-11-21"
+PRICE_REGION = "us-east-1"
+# https://aws.amazon.com/iot-core/pricing/ (rules are metered per 5 KB of message)
+IOT_CONNECTION_MINUTE = 0.08 / 1e6
+IOT_RULE_TRIGGERED = 0.15 / 1e6
+IOT_ACTION_EXECUTED = 0.15 / 1e6
+IOT_REGISTRY_OPERATION = 1.25 / 1e6
+IOT_METERING_BYTES = 5 * 1024
+# https://aws.amazon.com/lambda/pricing/ (Arm)
+LAMBDA_REQUEST = 0.20 / 1e6
+LAMBDA_GB_SECOND_ARM = 0.0000133334
+# https://aws.amazon.com/dynamodb/pricing/on-demand/ (since the November 2024 price cut)
+DYNAMODB_WRITE_UNIT = 0.625 / 1e6
+DYNAMODB_READ_UNIT = 0.125 / 1e6
+DYNAMODB_GB_MONTH = 0.25
+DYNAMODB_PITR_GB_MONTH = 0.20
+DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # storage only: the per-item indexing overhead AWS adds
+# https://aws.amazon.com/s3/pricing/ (S3 Standard; objects under 128 KB never leave the
+# Frequent Access tier of Intelligent-Tiering and are not transitioned by lifecycle rules)
+S3_PUT_OR_LIST = 0.005 / 1000
+S3_GET = 0.0004 / 1000
+S3_GB_MONTH = 0.023
+# https://aws.amazon.com/sns/pricing/
+SNS_PUBLISH = 0.50 / 1e6
+SNS_EMAIL = 2.00 / 100_000
+# https://aws.amazon.com/cloudwatch/pricing/
+LOGS_INGEST_GB = 0.50
+LOGS_STORED_GB_MONTH = 0.03
+CUSTOM_METRIC_MONTH = 0.30
+ALARM_METRIC_MONTH = 0.10  # a metric math alarm pays this for each metric it reads
+# https://aws.amazon.com/xray/pricing/
+XRAY_TRACE_RECORDED = 5.00 / 1e6
+# https://aws.amazon.com/firehose/pricing/ (a design option only: records billed per 5 KB)
+FIREHOSE_GB = 0.029
+FIREHOSE_BUFFER_S = 300  # one object per buffer interval for the whole fleet
+# https://aws.amazon.com/kms/pricing/ (AWS managed keys: no monthly fee, requests only)
+KMS_REQUEST = 0.03 / 10_000
+# Assumption, not measured locally: DynamoDB and SNS cache the data keys of the AWS managed
+# keys (tables, alerts topic), so KMS sees about one request per key and caller an hour:
+# ingest (two tables, the topic), offline check, runs expiry, rollups; idle, the two checks.
+KMS_KEY_CALLERS = 6
+KMS_KEY_CALLERS_IDLE = 2
+# https://aws.amazon.com/aws-cost-management/aws-budgets/pricing/ (no budget actions here)
+BUDGET_MONTH = 0.0
+UNCONFIRMED = (
+    "LAMBDA_REQUEST",
+    "IOT_CONNECTION_MINUTE",
+    "IOT_RULE_TRIGGERED",
+    "IOT_ACTION_EXECUTED",
+    "IOT_REGISTRY_OPERATION",
+    "DYNAMODB_PITR_GB_MONTH",
+    "SNS_PUBLISH",
+    "SNS_EMAIL",
+    "LOGS_INGEST_GB",
+    "LOGS_STORED_GB_MONTH",
+    "CUSTOM_METRIC_MONTH",
+    "ALARM_METRIC_MONTH",
+    "XRAY_TRACE_RECORDED",
+    "FIREHOSE_GB",
+    "KMS_REQUEST",
+    "BUDGET_MONTH",
+)
+# Free tiers that never expire, shown apart: at 1,000 devices they are a rounding error, idle
+# they are the difference between a few cents and nothing.
+FREE_LAMBDA_REQUESTS = 1_000_000
+FREE_LAMBDA_GB_SECONDS = 400_000
+FREE_XRAY_TRACES = 100_000
+FREE_ALARM_METRICS = 10
+FREE_LOGS_GB = 5.0
+FREE_CUSTOM_METRICS = 10
+
+# ---------- the scenario ----------
+MONTH_S = 730 * 3600  # AWS prices a month as 730 hours
+READING_INTERVAL_S = 5.0  # the design's cost scenario: one reading per 5 s per device
+FLEET = 1000
+ALERT_CYCLES_PER_MONTH = 4.0  # assumption: an alert opens and clears about once a week
+LAMBDA_VCPU_MB = 1769  # a function gets one full vCPU at this memory size, a share below it
+# Assumed latency of one request from a Lambda function to the service in the same region,
+# in ms; locally the same request goes to moto over loopback.
+AWS_LATENCY_MS = {
+    "dynamodb": 6.0,
+    "s3.PutObject": 25.0,
+    "s3.GetObject": 15.0,
+    "s3.ListObjectsV2": 25.0,
+    "sns": 20.0,
+    "iot": 15.0,
+}
+# What the Lambda service itself writes per invocation (START, END, REPORT and the X-Ray
+# line), an example of the format with its usual field widths.
+PLATFORM_LOG_LINES = (
+    "START RequestId: 3f0c7a52-6b1e-4d7a-9a55-0c2b8e1f4d90 Version: $LATEST\n"
+    "END RequestId: 3f0c7a52-6b1e-4d7a-9a55-0c2b8e1f4d90\n"
+    "REPORT RequestId: 3f0c7a52-6b1e-4d7a-9a55-0c2b8e1f4d90\tDuration: 31.27 ms\t"
+    "Billed Duration: 32 ms\tMemory Size: 256 MB\tMax Memory Used: 118 MB\t\n"
+    "XRAY TraceId: 1-6740a1b2-5d2c9e0f13a4b6c7d8e9f012\tSegmentId: 4e1b7c9a2d3f5a60\t"
+    "Sampled: true\t\n"
+)
+# Design options probed with real batches: the longest batch the default byte budget holds,
+# and half-hour batches under a larger budget.
+LONG_BATCH_AGE_S = 1800
+LONG_BATCH_MAX_BYTES = 40 * 1024
+PROBE_BATCHES = 3
+# The simulated sensors' physics (ambient cycle, duty cycle) runs from this moment, a spring
+# night, whatever the time of the run: no level is crossed, so the measured batches carry no
+# alert, and alerts are priced apart (ALERT_CYCLES_PER_MONTH).
+SENSOR_CLOCK_START_S = 1_773_108_000  # 2026-03-10 02:00 UTC
+ALERT_PURPOSES = ("alert state", "alert history", "alert notification")
+
+_local = threading.local()
+
+
+# ---------- DynamoDB sizes, from the attribute values on the wire ----------
+def _number_size(text: str) -> int:
+    digits = text.lstrip("-").replace(".", "").split("e")[0].split("E")[0].strip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+def value_size(value: Mapping[str, Any]) -> int:
+    """Bytes DynamoDB counts for one attribute value (its documented sizing rules)."""
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(raw.encode())
+    if kind == "N":
+        return _number_size(raw)
+    if kind == "B":
+        return len(base64.b64decode(raw))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(s.encode()) for s in raw)
+    if kind == "NS":
+        return sum(_number_size(n) for n in raw)
+    if kind == "BS":
+        return sum(len(base64.b64decode(b)) for b in raw)
+    if kind == "L":
+        return 3 + sum(value_size(v) + 1 for v in raw)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + value_size(v) + 1 for k, v in raw.items())
+    raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def write_units(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+def wire(value: Any) -> dict[str, Any]:
+    """A plain Python value as a DynamoDB attribute value, to size items that are not written."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list):
+        return {"L": [wire(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {k: wire(v) for k, v in value.items()}}
+    return {"NULL": True}
+
+
+# ---------- counting ----------
+@dataclass
+class Units:
+    """What a group of requests costs, in the units AWS bills."""
+
+    requests: float = 0.0
+    wru: float = 0.0  # table write request units
+    index_wru: float = 0.0  # global secondary index write units
+    rru: float = 0.0
+    bytes: float = 0.0
+
+    def add(self, other: Units, factor: float = 1.0) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + factor * getattr(other, f.name))
+
+
+Key = tuple[str, str, str, str]  # caller, service, operation, purpose
+Usage = dict[Key, Units]
+
+
+def usage_delta(after: Usage, before: Usage) -> Usage:
+    out: Usage = {}
+    for key, units in after.items():
+        delta = Units()
+        delta.add(units)
+        if key in before:
+            delta.add(before[key], -1.0)
+        if any(getattr(delta, f.name) for f in dataclasses.fields(delta)):
+            out[key] = delta
+    return out
+
+
+def usage_sum(parts: list[Usage], factor: float = 1.0) -> Usage:
+    out: Usage = defaultdict(Units)
+    for part in parts:
+        for key, units in part.items():
+            out[key].add(units, factor)
+    return dict(out)
+
+
+@dataclass
+class Invocation:
+    function: str
+    wall_ms: float
+    cpu_ms: float
+    requests: list[str]
+
+
+class Meter:
+    """Botocore hooks counting each request of the handlers and rule actions in this process."""
+
+    def __init__(self, template: LocalTemplate) -> None:
+        self.usage: Usage = defaultdict(Units)
+        self.invocations: list[Invocation] = []
+        self.unattributed = 0
+        self._lock = threading.Lock()
+        self._tables: dict[str, str] = {}
+        self._indexes: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        for logical_id in template.of_type("AWS::DynamoDB::Table"):
+            name = template.physical_name(logical_id)
+            self._tables[name] = logical_id
+            self._indexes[name] = [
+                (index["IndexName"], tuple(k["AttributeName"] for k in index["KeySchema"]))
+                for index in template.properties(logical_id).get("GlobalSecondaryIndexes", [])
+            ]
+        # Index keys each item has now, from the writes seen: an index write depends on them.
+        self._index_keys: dict[tuple[str, str, str], tuple[str, ...]] = {}
+
+    def install(self) -> None:
+        import boto3
+
+        events = boto3._get_default_session().events
+        events.register("before-parameter-build.s3", self._s3_params)
+        events.register("before-call", self._before)
+        events.register("after-call", self._after)
+
+    def record(self, invocation: Invocation) -> None:
+        with self._lock:
+            self.invocations.append(invocation)
+
+    def snapshot(self) -> Usage:
+        with self._lock:
+            return copy.deepcopy(dict(self.usage))
+
+    # ---- hooks ----
+    def _s3_params(self, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+        body: Any = params.get("Body")
+        if isinstance(body, bytes | str):
+            size = len(body)
+        elif isinstance(body, io.BytesIO):
+            size = body.getbuffer().nbytes
+        else:
+            size = 0  # only GET and LIST come without a body here
+        context["cost_s3"] = (str(params.get("Key") or params.get("Prefix") or ""), size)
+
+    def _before(
+        self, model: Any, params: Mapping[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        caller = getattr(_local, "function", None)
+        if caller is None:
+            caller = (
+                "IoT rule action"
+                if threading.current_thread().name.startswith("rule-action")
+                else None
+            )
+        if caller is None:
+            with self._lock:
+                self.unattributed += 1
+            return
+        service = model.service_model.service_name
+        operation = model.name
+        context["cost_caller"] = caller
+        requests = getattr(_local, "requests", None)
+        if requests is not None:
+            requests.append(f"{service}.{operation}")
+        if service == "dynamodb":
+            body = params.get("body") or b"{}"
+            context["cost_request"] = json.loads(body.decode() if isinstance(body, bytes) else body)
+
+    def _after(self, http_response: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
+        caller = context.get("cost_caller")
+        if caller is None:
+            return
+        service = model.service_model.service_name
+        operation = model.name
+        ok = http_response.status_code < 300
+        with self._lock:
+            if service == "dynamodb":
+                self._dynamodb(
+                    caller, operation, context.get("cost_request", {}), http_response, ok
+                )
+            elif service == "s3":
+                key, size = context.get("cost_s3", ("", 0))
+                units = self.usage[(caller, "s3", operation, _s3_purpose(operation, key))]
+                units.requests += 1
+                units.bytes += size
+            else:
+                purpose = {"Publish": "alert notification", "DescribeThing": "registry read"}
+                self.usage[
+                    (caller, service, operation, purpose.get(operation, operation))
+                ].requests += 1
+
+    def _dynamodb(
+        self, caller: str, operation: str, request: dict[str, Any], response: Any, ok: bool
+    ) -> None:
+        table = request.get("TableName", "")
+        if operation in ("PutItem", "DeleteItem", "UpdateItem"):
+            # UpdateItem is sized by its key: no path measured here updates an item.
+            item = request.get("Item") or request.get("Key") or {}
+            units = self.usage[(caller, "dynamodb", operation, self._purpose(table, item))]
+            units.requests += 1
+            self._write(units, table, item, ok, delete=operation == "DeleteItem")
+            return
+        if operation == "BatchWriteItem":
+            first = True
+            for name, writes in request.get("RequestItems", {}).items():
+                for write in writes:
+                    put = "PutRequest" in write
+                    item = write["PutRequest"]["Item"] if put else write["DeleteRequest"]["Key"]
+                    units = self.usage[(caller, "dynamodb", operation, self._purpose(name, item))]
+                    units.requests += 1 if first else 0
+                    first = False
+                    self._write(units, name, item, ok, delete=not put)
+            return
+        # Reads: the size of what came back, in 4 KB units, halved when eventually consistent.
+        content = json.loads(response.content or b"{}")
+        items = content.get("Items") or ([content["Item"]] if "Item" in content else [])
+        size = sum(item_size(i) for i in items)
+        consistent = bool(request.get("ConsistentRead")) and "IndexName" not in request
+        purpose = self._read_purpose(table, request)
+        units = self.usage[(caller, "dynamodb", operation, purpose)]
+        units.requests += 1
+        units.rru += max(1, math.ceil(size / 4096)) * (1.0 if consistent else 0.5)
+
+    def _write(
+        self, units: Units, table: str, item: Mapping[str, Any], ok: bool, delete: bool
+    ) -> None:
+        size = item_size(item)
+        # A failed condition still consumes the write; it changes no index.
+        units.wru += write_units(size)
+        units.bytes += size
+        if not ok:
+            return
+        primary = json.dumps([item.get("pk"), item.get("sk")])
+        for index, attributes in self._indexes.get(table, []):
+            slot = (table, index, primary)
+            old = self._index_keys.get(slot)
+            new = (
+                None
+                if delete or not all(a in item for a in attributes)
+                else tuple(json.dumps(item[a]) for a in attributes)
+            )
+            if old is None and new is None:
+                continue
+            if new is None:
+                units.index_wru += 1
+                del self._index_keys[slot]
+                continue
+            # A changed index key is a delete and a put in the index.
+            units.index_wru += write_units(size) + (1 if old is not None and old != new else 0)
+            self._index_keys[slot] = new
+
+    def _purpose(self, table: str, item: Mapping[str, Any]) -> str:
+        logical = self._tables.get(table, table)
+        pk = str(item.get("pk", {}).get("S", ""))
+        sk = str(item.get("sk", {}).get("S", ""))
+        if logical == "ReadingsTable":
+            return "recent readings"
+        if logical == "AlertsTable":
+            if sk == "SEEN":
+                return "last seen"
+            if sk == "HEALTH":
+                return "last health message"
+            if sk.startswith("STATE#"):
+                return "alert state"
+            if pk.startswith("HIST#"):
+                return "alert history"
+        return f"{logical} item"
+
+    def _read_purpose(self, table: str, request: Mapping[str, Any]) -> str:
+        logical = self._tables.get(table, table)
+        if "IndexName" in request:
+            return f"{logical} index {request['IndexName']}"
+        values = [
+            str(v.get("S", "")) for v in request.get("ExpressionAttributeValues", {}).values()
+        ]
+        key = request.get("Key", {})
+        if any(v.startswith("THING#") for v in values) or "THING#" in json.dumps(key):
+            return "machine partition"
+        if any(v.startswith("HIST#") for v in values):
+            return "alert history"
+        return f"{logical} read"
+
+
+def _s3_purpose(operation: str, key: str) -> str:
+    if operation == "PutObject":
+        return {
+            "raw": "raw batch object",
+            "errors": "refused input",
+            "curated": "daily rollup",
+        }.get(key.split("/", 1)[0], "other object")
+    if operation == "GetObject":
+        return "raw batch read"
+    if operation == "ListObjectsV2":
+        return "raw partition listing"
+    return operation
+
+
+@contextlib.contextmanager
+def timed_functions(meter: Meter, names: Mapping[str, str]) -> Iterator[None]:
+    """Wrap LocalFunctions.invoke so each call is labelled, timed and its requests listed."""
+    original = LocalFunctions.invoke
+
+    def invoke(self: LocalFunctions, arn: str, event: Any) -> Any:
+        name = names.get(arn, arn)
+        _local.function, _local.requests = name, []
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return original(self, arn, event)
+        finally:
+            record = Invocation(
+                name,
+                (time.perf_counter() - wall) * 1000,
+                (time.thread_time() - cpu) * 1000,
+                _local.requests,
+            )
+            _local.function, _local.requests = None, None
+            meter.record(record)
+
+    LocalFunctions.invoke = invoke  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        LocalFunctions.invoke = original  # type: ignore[method-assign]
+
+
+class OutputTap(io.TextIOBase):
+    """Stands in for stdout: keeps what the handlers print (EMF metric lines) to size it."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self._lock = threading.Lock()
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            self.text.append(s)
+        return len(s)
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self.text)
+
+    def since(self, mark: int) -> str:
+        with self._lock:
+            return "".join(self.text[mark:])
+
+
+def emf_metrics(text: str) -> set[tuple[str, str, str]]:
+    """(namespace, metric, dimensions) of every EMF blob in `text`."""
+    found = set()
+    for line in text.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            dims = ",".join(
+                f"{d}={blob.get(d)}" for group in directive["Dimensions"] for d in group
+            )
+            for metric in directive["Metrics"]:
+                found.add((directive["Namespace"], metric["Name"], dims))
+    return found
+
+
+# ---------- the simulated machine ----------
+class SimulatedMachine:
+    """What the agent would publish at its defaults with one reading per 5 s, on a sim clock."""
+
+    def __init__(self, machine: Machine, start_ms: int, seed: int = 7) -> None:
+        self.machine = machine
+        self.now_ms = start_ms
+        self.start_ms = start_ms
+        # Two sensors, as in agent.example.toml, each read every 10 s and 5 s apart.
+        wall = self._wall
+        elapsed = self._elapsed
+        self.sensors = [
+            SimulatedSensor(name, machine.equipment, seed=seed, elapsed=elapsed, wall=wall)
+            for name in ("engine", "cabin")
+        ]
+        self.status = {s.name: SensorStatus(s.name, status=SENSOR_OK) for s in self.sensors}
+        self.envelope = Envelope(machine.thing, machine.site, machine.equipment, "5e2a9c41")
+        self.seq = 0
+        self.next_reading_ms = start_ms
+        self.turn = 0
+
+    def _wall(self) -> float:
+        return SENSOR_CLOCK_START_S + self._elapsed()
+
+    def _elapsed(self) -> float:
+        return (self.now_ms - self.start_ms) / 1000
+
+    def batch(self, seconds: float) -> tuple[bytes, int]:
+        """The batch of the next `seconds` of readings, formed when they are all taken."""
+        end = self.next_reading_ms + int(seconds * 1000)
+        readings = []
+        while self.next_reading_ms < end:
+            self.now_ms = self.next_reading_ms
+            sensor = self.sensors[self.turn % len(self.sensors)]
+            m = sensor.read()
+            readings.append(
+                reading_dict(sensor.name, self.now_ms, m.temperature, m.humidity, m.pressure)
+            )
+            status = self.status[sensor.name]
+            status.readings += 1
+            status.last_reading_at = self.now_ms
+            self.turn += 1
+            self.next_reading_ms += int(READING_INTERVAL_S * 1000)
+        self.now_ms = end
+        self.seq += 1
+        message = message_dict(self.envelope, self.seq, self.now_ms, True, readings)
+        return encode_message(message), len(readings)
+
+    def health(self) -> bytes:
+        message = health_message(
+            thing=self.machine.thing,
+            site=self.machine.site,
+            equipment=self.machine.equipment,
+            boot=self.envelope.boot,
+            run_id=None,
+            sent_at=self.now_ms + 30_000,
+            version=chantier.__version__,
+            uptime_s=(self.now_ms - self.start_ms) / 1000 + 30,
+            clock_synced=True,
+            clock_source="auto",
+            queue_depth=6,
+            queue_batches=0,
+            oldest_reading_ms=self.now_ms,
+            dropped_since_boot=0,
+            dropped_total=0,
+            queue_set_aside=None,
+            connected_since_ms=self.start_ms,
+            sensors=list(self.status.values()),
+        )
+        return encode_message(message)
+
+
+# ---------- the run ----------
+@dataclass
+class Measured:
+    """What the run measured, per kind of message or scheduled run."""
+
+    per_kind: dict[str, Usage] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    rules: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    log_bytes: Counter[str] = field(default_factory=Counter)
+    emf_bytes: Counter[str] = field(default_factory=Counter)
+    invocations: dict[str, list[Invocation]] = field(default_factory=dict)
+    metrics: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
+    readings: dict[str, float] = field(default_factory=dict)
+    reading_item_bytes: float = 0.0
+    last_batch: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw_visits: int = 0
+    cap_readings: int = 0
+    minutes: int = 0
+    wall_s: float = 0.0
+    unattributed: int = 0
+
+    def mean(self, kind: str) -> Usage:
+        return usage_sum([self.per_kind.get(kind, {})], 1.0 / max(1, self.counts[kind]))
+
+
+class Run:
+    """Drives the stack and files each message's requests, rule work, logs and invocations."""
+
+    def __init__(self, stack: LocalStack, meter: Meter, tap: OutputTap, measured: Measured):
+        assert stack.info is not None and stack.engine is not None
+        self.stack = stack
+        self.meter = meter
+        self.tap = tap
+        self.m = measured
+        self.engine = stack.engine
+        self.log_path = Path(stack.info.state_dir) / "logs" / "functions.log"
+
+    @contextlib.contextmanager
+    def message(self, kind: str, payload_bytes: int = 0) -> Iterator[None]:
+        """Files everything the pipeline does between entering and leaving under `kind`."""
+        usage = self.meter.snapshot()
+        calls = len(self.meter.invocations)
+        out = self.tap.mark()
+        log = self.log_path.stat().st_size if self.log_path.exists() else 0
+        rules = (self.engine.stats.messages, sum(self.engine.stats.actions.values()))
+        yield
+        self.m.per_kind[kind] = usage_sum(
+            [self.m.per_kind.get(kind, {}), usage_delta(self.meter.snapshot(), usage)]
+        )
+        self.m.counts[kind] += 1
+        text = self.tap.since(out)
+        self.m.metrics.setdefault(kind, set()).update(emf_metrics(text))
+        self.m.emf_bytes[kind] += len(text.encode())
+        self.m.log_bytes[kind] += (
+            self.log_path.stat().st_size if self.log_path.exists() else 0
+        ) - log
+        self.m.invocations.setdefault(kind, []).extend(self.meter.invocations[calls:])
+        triggered = self.engine.stats.messages - rules[0]
+        actions = sum(self.engine.stats.actions.values()) - rules[1]
+        self.m.rules.setdefault(kind, []).append((triggered, actions, payload_bytes))
+
+    def publish(self, device: DeviceConnection, topic_name: str, payload: bytes) -> None:
+        """Publish and return once the rules engine has finished with the message."""
+        expected = self.engine.stats.messages + 1
+        if device.publish(topic_name, payload).status != ACKED:
+            raise RuntimeError(f"the broker did not acknowledge a message on {topic_name}")
+        deadline = time.monotonic() + 10
+        while self.engine.stats.messages < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the rules engine did not receive the message on {topic_name}")
+            time.sleep(0.002)
+        if not self.stack.drain(30):
+            raise RuntimeError("the rules engine was still busy after 30 s")
+
+    def invoke(self, kind: str, logical_id: str) -> None:
+        """Run a scheduled function once with the event EventBridge would send."""
+        assert self.stack.functions is not None
+        for spec in self.stack.template.schedules():
+            if spec.logical_id.split(".")[0] == logical_id:
+                with self.message(kind):
+                    self.stack.functions.invoke(
+                        spec.function_arn, scheduled_event(spec, time.time())
+                    )
+                return
+        raise LookupError(f"no schedule for {logical_id} in the template")
+
+
+SCHEDULED = ("OfflineCheckFunction", "RunsExpiryFunction", "RollupsFunction")
+
+
+def agent_default(name: str) -> Any:
+    """A setting's default in the agent's configuration (device/config.py)."""
+    return {f.name: f.default for f in dataclasses.fields(AgentConfig)}[name]
+
+
+def measure(minutes: int, pace_s: float, warmup: int) -> Measured:
+    """Run the local stack through every phase; see the module docstring."""
+    template = LocalTemplate()
+    meter = Meter(template)
+    m = Measured(minutes=minutes)
+    tap = OutputTap()
+    meter.install()  # before the stack builds any client: each client copies the hooks
+    names = {arn: spec.logical_id for arn, spec in template.functions().items()}
+    # The last-seen refresh runs on the wall clock; shorten it as much as the simulated minute.
+    speedup = 60.0 / pace_s
+    env = {"ALERT_SEEN_REFRESH_MS": str(max(1, int(SEEN_REFRESH_MS / speedup)))}
+    # EMF lines are what CloudWatch ingests and bills in AWS: print them (into the tap) rather
+    # than switch them off as the local stack does by default.
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
+    batch_age = float(agent_default("batch_max_age_s"))
+    state = Path(tempfile.mkdtemp(prefix="bench-cost-"))
+    started = time.monotonic()
+    with (
+        contextlib.redirect_stdout(tap),
+        timed_functions(meter, names),
+        # Schedules 1,000 times slower: nothing fires on its own, each is run once below.
+        LocalStack(state, function_env=env, schedule_scale=1000) as stack,
+    ):
+        stack.warm()  # handlers built as in a warm Lambda container
+        run = Run(stack, meter, tap, m)
+        for name in SCHEDULED:
+            run.invoke(f"idle {name}", name)
+        machine, _ = provision_machine(stack, "exc-01", "lyon-part-dieu", "excavator")
+        # Readings end before now: the steady minutes, the alert, then the probes (a budget's
+        # worth of readings at 5 s each is well under 10 minutes).
+        span_min = warmup + minutes + 2 + PROBE_BATCHES * (10 + LONG_BATCH_AGE_S / 60)
+        sim = SimulatedMachine(machine, int((time.time() - span_min * 60) * 1000))
+        telemetry = topic(machine.site, machine.thing, "telemetry", BASIC_INGEST_PREFIX)
+        health = topic(machine.site, machine.thing, "health", BASIC_INGEST_PREFIX)
+        with DeviceConnection(stack, machine) as device:
+            begin = time.monotonic()
+            for minute in range(warmup + minutes):
+                steady = minute >= warmup  # the first messages create the machine's items
+                payload, count = sim.batch(batch_age)
+                with run.message("batch" if steady else "warm-up", len(payload)):
+                    run.publish(device, telemetry, payload)
+                if steady:
+                    m.readings["batch"] = count
+                    m.last_batch["batch"] = json.loads(payload)
+                _pause_until(begin + (minute + 0.5) * pace_s)
+                payload = sim.health()
+                with run.message("health" if steady else "warm-up", len(payload)):
+                    run.publish(device, health, payload)
+                _pause_until(begin + (minute + 1) * pace_s)
+            if not any(key[3] == "raw batch object" for key in m.per_kind.get("batch", {})):
+                raise RuntimeError(
+                    "no raw S3 PUT was filed under the rule action: the meter tells rule actions "
+                    "by their thread name (rule-action-*, cloud/local/rules_engine.py)"
+                )
+            m.reading_item_bytes = _reading_item_bytes(m.last_batch["batch"])
+            m.cap_readings = _cap(m.last_batch["batch"], int(agent_default("batch_max_bytes")))
+            # One alert opening and clearing: two crafted batches (design brief's engine rule).
+            base = sim.now_ms + 60_000
+            hot = crafted_batch(machine, sim.seq + 1, [83.0, 83.4, 83.8, 84.1], end_ms=base)
+            cool = crafted_batch(machine, sim.seq + 2, [65.0, 64.0], end_ms=base + 15_000)
+            with run.message("alert cycle"):
+                run.publish(device, telemetry, hot)
+                run.publish(device, telemetry, cool)
+            sim.seq += 2
+            sim.now_ms = sim.next_reading_ms = base + 20_000
+            # Longer batches, for the design options: the same machine's next readings.
+            for age in (m.cap_readings * READING_INTERVAL_S, LONG_BATCH_AGE_S):
+                kind = f"batch {age:.0f} s"
+                for _ in range(PROBE_BATCHES):
+                    payload, count = sim.batch(age)
+                    if len(payload) > LONG_BATCH_MAX_BYTES:
+                        raise RuntimeError(f"a {kind} probe is {len(payload)} B, over its budget")
+                    with run.message(kind, len(payload)):
+                        run.publish(device, telemetry, payload)
+                    m.readings[kind] = count
+                    m.last_batch[kind] = json.loads(payload)
+        run.invoke("offline check, 1 machine", "OfflineCheckFunction")
+        m.raw_visits = _visits(_raw_objects(stack), time.time())
+        run.invoke("rollups, 1 machine", "RollupsFunction")
+        m.unattributed = meter.unattributed
+    m.wall_s = time.monotonic() - started
+    shutil.rmtree(state, ignore_errors=True)
+    return m
+
+
+def _pause_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _reading_item_bytes(batch: dict[str, Any]) -> float:
+    """Mean size of the item the hot store writes for each reading of `batch`."""
+    import boto3.dynamodb.types as types
+
+    from cloud.ingest.readings_store import reading_item
+
+    serializer = types.TypeSerializer()
+    sizes = [
+        item_size({k: serializer.serialize(v) for k, v in reading_item(batch, r).items()})
+        for r in batch["readings"]
+    ]
+    return sum(sizes) / len(sizes)
+
+
+def packed_item_bytes(batch: dict[str, Any], compressed: bool) -> int:
+    """Size of one hot-store item holding a whole batch (a design option, not built)."""
+    # The readings go in one attribute as compact JSON rows, so attribute names are not
+    # repeated per reading; `compressed` stores that text zlib-compressed in a binary attribute.
+    rows = [
+        [r["sensorId"], r["ts"], r.get("temperature"), r.get("humidity"), r.get("pressure")]
+        for r in batch["readings"]
+    ]
+    text = json.dumps(rows, separators=(",", ":")).encode()
+    item = wire(
+        {
+            "pk": f"R#{batch['thing']}",
+            "sk": f"{batch['sentAt']:013d}",
+            "site": batch["site"],
+            "batch": f"{batch['boot']}-{batch['seq']}",
+            "expiresAt": batch["sentAt"] // 1000 + 7 * 86400,
+        }
+    )["M"]
+    value = zlib.compress(text, 9) if compressed else text
+    item["readings"] = (
+        {"B": base64.b64encode(value).decode()} if compressed else {"S": text.decode()}
+    )
+    return item_size(item)
+
+
+def _cap(batch: dict[str, Any], budget: int) -> int:
+    """How many readings like these the agent puts in one message under its byte budget."""
+    readings = [dict(r, ts=r["ts"] + 10**6 * i) for i in range(100) for r in batch["readings"]]
+    envelope = Envelope(batch["thing"], batch["site"], batch["equipment"], batch["boot"])
+    return fit_readings(envelope, batch["seq"], batch["sentAt"], True, readings, budget)
+
+
+def _raw_objects(stack: LocalStack) -> Counter[str]:
+    """Raw objects per date partition, read with a client the meter does not count."""
+    import boto3
+
+    assert stack.info is not None
+    s3 = boto3.session.Session().client("s3", **stack.info.boto3_kwargs())
+    per_date: Counter[str] = Counter()
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=stack.info.raw_bucket, Prefix="raw/"
+    )
+    for page in pages:
+        for entry in page.get("Contents", []):
+            per_date[entry["Key"].split("date=")[1].split("/")[0]] += 1
+    return per_date
+
+
+def _visits(per_date: Mapping[str, int], now_s: float) -> int:
+    """Raw objects a scheduled rollup run reads: yesterday and today, each with its next day."""
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.fromtimestamp(now_s, tz=UTC).date()
+    days = (today - timedelta(days=1), today)
+    return sum(per_date[str(d)] + per_date[str(d + timedelta(days=1))] for d in days)
+
+
+# ---------- the model ----------
+@dataclass(frozen=True)
+class Design:
+    """The choices that set the cost; the defaults are what the code does today."""
+
+    name: str
+    batch_kind: str = "batch"
+    health_interval_s: float = 60.0
+    # one item per reading (built), one per batch ("batch", "batch-zlib"), or "none"
+    hot_store: str = "reading"
+    seen_refresh_s: float = SEEN_REFRESH_MS / 1000
+    rollups_daily: bool = False
+    platform_logs: bool = True
+    info_logs: bool = True
+    trace_ingest: bool = True
+    # the offline check's index keyed by time (built: a rewrite moves the item in the index)
+    seen_index_by_time: bool = True
+    raw: str = "object per batch"  # or "firehose": raw batches aggregated before S3
+    # the dashboard's last-health item: rewritten on every health message (built), or at most
+    # this often when only its counters moved
+    health_item_interval_s: float = 0.0
+
+
+@dataclass
+class Line:
+    what: str
+    quantity: float
+    unit: str
+    usd: float
+
+
+class Facts:
+    """What the template says about memory, schedules, alarms, tracing and log retention."""
+
+    def __init__(self, template: LocalTemplate) -> None:
+        globals_ = template.document.get("Globals", {}).get("Function", {})
+        self.memory_mb: dict[str, int] = {}
+        self.timeout_s: dict[str, int] = {}
+        for logical_id in template.of_type("AWS::Serverless::Function"):
+            props = template.properties(logical_id)
+            memory = props.get("MemorySize", globals_.get("MemorySize", 128))
+            self.memory_mb[logical_id] = int(memory)
+            self.timeout_s[logical_id] = int(props.get("Timeout", globals_.get("Timeout", 3)))
+        self.traced = globals_.get("Tracing") == "Active"
+        self.rate_s = {
+            spec.logical_id.split(".")[0]: rate_seconds(spec.expression)
+            for spec in template.schedules()
+        }
+        self.alarm_metrics = 0
+        for logical_id in template.of_type("AWS::CloudWatch::Alarm"):
+            props = template.properties(logical_id)
+            metrics = [q for q in props.get("Metrics", []) if "MetricStat" in q]
+            self.alarm_metrics += len(metrics) if metrics else 1
+        self.retention_days = int(template.parameters.get("LogRetentionDays", "30"))
+
+
+class Model:
+    """Monthly volumes times measured units times prices."""
+
+    def __init__(self, m: Measured, facts: Facts) -> None:
+        self.m = m
+        self.f = facts
+
+    # ---- per message ----
+    def rule_units(self, kind: str) -> tuple[float, float]:
+        """Rules triggered and actions executed per message, in 5 KB units of the message."""
+        rows = self.m.rules[kind]
+        triggered = sum(t * math.ceil(b / IOT_METERING_BYTES) for t, _, b in rows) / len(rows)
+        actions = sum(a * math.ceil(b / IOT_METERING_BYTES) for _, a, b in rows) / len(rows)
+        return triggered, actions
+
+    def lambda_ms(self, inv: Invocation, hot_store: str = "reading") -> float:
+        """Modelled billed duration in AWS: CPU at the function's vCPU share, plus latency."""
+        # A hot-store option changes the requests (one PutItem, or none, for the readings); the
+        # CPU measured for the built layout is kept, which errs on the high side.
+        requests = [r for r in inv.requests if r != "dynamodb.BatchWriteItem"]
+        if hot_store == "reading":
+            requests = inv.requests
+        elif hot_store.startswith("batch") and len(requests) < len(inv.requests):
+            requests.append("dynamodb.PutItem")
+        share = LAMBDA_VCPU_MB / self.f.memory_mb[inv.function]
+        latency = sum(
+            AWS_LATENCY_MS.get(r, AWS_LATENCY_MS.get(r.split(".")[0], 10.0)) for r in requests
+        )
+        return math.ceil(inv.cpu_ms * share + latency)
+
+    def per_message(self, kind: str, hot_store: str = "reading") -> tuple[float, float]:
+        """Invocations and GB-seconds per message of `kind`."""
+        calls = self.m.invocations.get(kind, [])
+        n = max(1, self.m.counts[kind])
+        gb_s = sum(
+            self.lambda_ms(c, hot_store) / 1000 * self.f.memory_mb[c.function] / 1024 for c in calls
+        )
+        return len(calls) / n, gb_s / n
+
+    def log_bytes(self, kind: str, d: Design) -> float:
+        n = max(1, self.m.counts[kind])
+        calls = len(self.m.invocations.get(kind, [])) / n
+        platform = len(PLATFORM_LOG_LINES) * calls if d.platform_logs else 0
+        handler = self.m.log_bytes[kind] / n if d.info_logs else 0
+        return platform + handler + self.m.emf_bytes[kind] / n
+
+    # ---- per device ----
+    def device_lines(self, d: Design) -> list[Line]:
+        m = self.m
+        batch_s = m.readings[d.batch_kind] * READING_INTERVAL_S
+        volume = {d.batch_kind: MONTH_S / batch_s, "health": MONTH_S / d.health_interval_s}
+        lines = [
+            Line(
+                "IoT Core connection", MONTH_S / 60, "minutes", MONTH_S / 60 * IOT_CONNECTION_MINUTE
+            )
+        ]
+        triggered = sum(v * self.rule_units(k)[0] for k, v in volume.items())
+        actions = sum(v * self.rule_units(k)[1] for k, v in volume.items())
+        lines.append(
+            Line("IoT rules triggered", triggered, "5 KB units", triggered * IOT_RULE_TRIGGERED)
+        )
+        lines.append(
+            Line("IoT rule actions executed", actions, "5 KB units", actions * IOT_ACTION_EXECUTED)
+        )
+        calls = sum(v * self.per_message(k)[0] for k, v in volume.items())
+        gb_s = sum(v * self.per_message(k, d.hot_store)[1] for k, v in volume.items())
+        lines.append(Line("Lambda requests (ingest)", calls, "invocations", calls * LAMBDA_REQUEST))
+        lines.append(Line("Lambda duration (ingest)", gb_s, "GB-s", gb_s * LAMBDA_GB_SECOND_ARM))
+        # Requests by purpose; last seen and the hot store are modelled apart (design options).
+        bucket: dict[tuple[str, str, str], Units] = defaultdict(Units)
+        for kind, v in volume.items():
+            for (_, service, op, purpose), units in m.mean(kind).items():
+                if purpose == "last seen" or (
+                    purpose == "recent readings" and d.hot_store != "reading"
+                ):
+                    continue
+                if purpose == "raw batch object" and d.raw == "firehose":
+                    continue
+                if purpose in ALERT_PURPOSES:
+                    continue  # priced per alert below, not per batch
+                if purpose == "last health message" and d.health_item_interval_s:
+                    v = v * min(1.0, d.health_interval_s / d.health_item_interval_s)
+                bucket[(service, "" if service == "dynamodb" else op, purpose)].add(units, v)
+        if d.hot_store.startswith("batch"):
+            size = self.packed_bytes(d)
+            bucket[("dynamodb", "", "recent readings, one item per batch")].add(
+                Units(requests=1, wru=write_units(size)), volume[d.batch_kind]
+            )
+        seen = self.seen_units()
+        if not d.seen_index_by_time:
+            # The index entry is updated in place; the offline check then reads all of them.
+            seen = Units(requests=1, wru=seen.wru, index_wru=seen.wru, bytes=seen.bytes)
+            reads = MONTH_S / self.f.rate_s["OfflineCheckFunction"] * seen.bytes / 4096 * 0.5
+            bucket[("dynamodb", "", "offline check reads every last seen")].add(Units(rru=reads))
+        messages = sum(volume.values())
+        touches = min(messages, MONTH_S / d.seen_refresh_s)
+        bucket[("dynamodb", "", "last seen")].add(seen, touches)
+        if d.raw == "firehose":
+            records = volume[d.batch_kind]
+            billed = math.ceil(self.raw_bytes(d.batch_kind) / IOT_METERING_BYTES) * 5 * 1024
+            gb = records * billed / 1e9
+            lines.append(Line("Data Firehose ingestion (5 KB records)", gb, "GB", gb * FIREHOSE_GB))
+        cycle = self.alert_extra()
+        for key, units in cycle.items():
+            bucket[key].add(units, ALERT_CYCLES_PER_MONTH)
+        for (service, op, purpose), units in sorted(bucket.items()):
+            lines += _priced(service, op, purpose, units)
+        publishes = cycle.get(("sns", "Publish", "alert notification"), Units()).requests
+        emails = publishes * ALERT_CYCLES_PER_MONTH
+        lines.append(
+            Line("SNS e-mail deliveries (one subscriber)", emails, "e-mails", emails * SNS_EMAIL)
+        )
+        logs = sum(v * self.log_bytes(k, d) for k, v in volume.items()) / 1e9
+        lines.append(Line("CloudWatch Logs ingested (ingest)", logs, "GB", logs * LOGS_INGEST_GB))
+        stored = logs * self.f.retention_days / 30
+        lines.append(
+            Line(
+                "CloudWatch Logs stored (retention)",
+                stored,
+                "GB-month",
+                stored * LOGS_STORED_GB_MONTH,
+            )
+        )
+        if self.f.traced and d.trace_ingest:
+            rate = FLEET * calls / MONTH_S
+            traces = (min(rate, 1.0) + 0.05 * max(rate - 1.0, 0.0)) * MONTH_S / FLEET
+            lines.append(
+                Line(
+                    f"X-Ray traces (ingest, share of {FLEET:,})",
+                    traces,
+                    "traces",
+                    traces * XRAY_TRACE_RECORDED,
+                )
+            )
+        lines += self.rollup_lines(d, batch_s)
+        lines += self.storage_lines(d, batch_s, volume[d.batch_kind])
+        return lines
+
+    def seen_units(self) -> Units:
+        """One last-seen write: the item and its index entry, as measured."""
+        total = Units()
+        for kind in ("batch", "health"):
+            for (_, _, _, purpose), units in self.m.per_kind.get(kind, {}).items():
+                if purpose == "last seen":
+                    total.add(units)
+        return _scaled(total, 1.0 / max(1.0, total.requests))
+
+    def seen_per_minute(self) -> float:
+        touches = sum(
+            u.requests
+            for kind in ("batch", "health")
+            for (_, _, _, p), u in self.m.per_kind.get(kind, {}).items()
+            if p == "last seen"
+        )
+        return touches / max(1, self.m.minutes)
+
+    def alert_extra(self) -> dict[tuple[str, str, str], Units]:
+        """What one alert opening and clearing adds to the two batches that carry it."""
+        extra: dict[tuple[str, str, str], Units] = defaultdict(Units)
+        for (_, service, op, purpose), units in self.m.mean("alert cycle").items():
+            if purpose in ALERT_PURPOSES:
+                extra[(service, "" if service == "dynamodb" else op, purpose)].add(units)
+        return dict(extra)
+
+    def rollup_per_machine(self, d: Design, batch_s: float) -> tuple[float, float, Usage]:
+        """Per machine and scheduled run: raw objects read, modelled ms, other requests."""
+        m = self.m
+        one, idle = m.mean("rollups, 1 machine"), m.mean("idle RollupsFunction")
+        per_thing = usage_delta(one, idle)
+        gets = sum(u.requests for k, u in per_thing.items() if k[2] == "GetObject")
+        per_visit = gets / max(1, m.raw_visits)
+        objects_day = 86400 / batch_s
+        if d.raw == "firehose":
+            # One object per buffer for the whole fleet; no per-machine partitions to list.
+            objects_day = 86400 / FIREHOSE_BUFFER_S / FLEET
+            per_thing = {k: u for k, u in per_thing.items() if k[2] != "ListObjectsV2"}
+        # A scheduled run reads yesterday and today, each with its following day: on average
+        # two days of objects. Once a day just after midnight, it reads about one.
+        visits = objects_day * (1 if d.rollups_daily else 2) * per_visit
+        cpu = _cpu(m.invocations["rollups, 1 machine"]) - _cpu(
+            m.invocations["idle RollupsFunction"]
+        )
+        share = LAMBDA_VCPU_MB / self.f.memory_mb["RollupsFunction"]
+        others = {k: u for k, u in per_thing.items() if k[2] != "GetObject"}
+        latency = sum(
+            AWS_LATENCY_MS.get(f"{k[1]}.{k[2]}", AWS_LATENCY_MS.get(k[1], 10.0)) * u.requests
+            for k, u in others.items()
+        )
+        per_object = cpu / max(1, gets) * share + AWS_LATENCY_MS["s3.GetObject"]
+        return visits, visits * per_object + latency, others
+
+    def rollup_runs(self, d: Design) -> float:
+        return MONTH_S / (86400 if d.rollups_daily else self.f.rate_s["RollupsFunction"])
+
+    def rollup_lines(self, d: Design, batch_s: float) -> list[Line]:
+        """The rollups' work that grows with each machine: its raw objects, read back."""
+        gets, ms, others = self.rollup_per_machine(d, batch_s)
+        runs = self.rollup_runs(d)
+        lines = [
+            Line(
+                "S3 GetObject: rollups read raw batches",
+                runs * gets,
+                "requests",
+                runs * gets * S3_GET,
+            )
+        ]
+        for (_, service, op, purpose), units in sorted(others.items()):
+            lines += _priced(service, op, f"{purpose} (rollups)", _scaled(units, runs))
+        gb_s = runs * ms / 1000 * self.f.memory_mb["RollupsFunction"] / 1024
+        lines.append(
+            Line(
+                "Lambda duration (rollups, per machine)", gb_s, "GB-s", gb_s * LAMBDA_GB_SECOND_ARM
+            )
+        )
+        return lines
+
+    def storage_lines(self, d: Design, batch_s: float, batches: float) -> list[Line]:
+        m = self.m
+        week = 7 * 86400
+        if d.hot_store == "reading":
+            hot = week / READING_INTERVAL_S * (m.reading_item_bytes + DYNAMODB_ITEM_OVERHEAD_BYTES)
+        elif d.hot_store.startswith("batch"):
+            hot = week / batch_s * (self.packed_bytes(d) + DYNAMODB_ITEM_OVERHEAD_BYTES)
+        else:
+            hot = 0.0
+        gb = hot / 1e9
+        raw = batches * self.raw_bytes(d.batch_kind) / 1e9
+        year = raw * 6.5  # stored on average over the first twelve months
+        return [
+            Line("DynamoDB storage (7 days of readings)", gb, "GB-month", gb * DYNAMODB_GB_MONTH),
+            Line("DynamoDB point-in-time recovery", gb, "GB-month", gb * DYNAMODB_PITR_GB_MONTH),
+            Line("S3 storage, raw (first-year mean)", year, "GB-month", year * S3_GB_MONTH),
+        ]
+
+    def packed_bytes(self, d: Design) -> int:
+        return packed_item_bytes(self.m.last_batch[d.batch_kind], d.hot_store == "batch-zlib")
+
+    def raw_bytes(self, kind: str) -> float:
+        rows = self.m.rules[kind]
+        return sum(b for _, _, b in rows) / len(rows)
+
+    # ---- per fleet ----
+    def fixed_lines(self, d: Design, idle: bool) -> list[Line]:
+        """Monthly items that do not grow with devices: schedules, alarms, metrics, budget."""
+        lines: list[Line] = []
+        for name in SCHEDULED:
+            kind = f"idle {name}"
+            runs = (
+                self.rollup_runs(d) if name == "RollupsFunction" else MONTH_S / self.f.rate_s[name]
+            )
+            calls, gb_s = self.per_message(kind)
+            short = name.removesuffix("Function")
+            lines.append(
+                Line(
+                    f"Lambda requests ({short})",
+                    runs * calls,
+                    "invocations",
+                    runs * calls * LAMBDA_REQUEST,
+                )
+            )
+            lines.append(
+                Line(
+                    f"Lambda duration ({short})",
+                    runs * gb_s,
+                    "GB-s",
+                    runs * gb_s * LAMBDA_GB_SECOND_ARM,
+                )
+            )
+            for (_, service, op, purpose), units in sorted(self.m.mean(kind).items()):
+                lines += _priced(service, op, f"{purpose} ({short})", _scaled(units, runs))
+            logs = runs * self.log_bytes(kind, d) / 1e9
+            lines.append(
+                Line(f"CloudWatch Logs ingested ({short})", logs, "GB", logs * LOGS_INGEST_GB)
+            )
+            if self.f.traced:
+                traces = runs * calls  # far below one a second: every invocation is traced
+                lines.append(
+                    Line(f"X-Ray traces ({short})", traces, "traces", traces * XRAY_TRACE_RECORDED)
+                )
+        if d.raw == "firehose" and not idle:
+            objects = MONTH_S / FIREHOSE_BUFFER_S
+            lines.append(
+                Line(
+                    "S3 PutObject: Firehose objects", objects, "requests", objects * S3_PUT_OR_LIST
+                )
+            )
+        kms = (KMS_KEY_CALLERS_IDLE if idle else KMS_KEY_CALLERS) * 730
+        lines.append(
+            Line("KMS requests, AWS managed keys (assumed)", kms, "requests", kms * KMS_REQUEST)
+        )
+        lines.append(
+            Line(
+                "CloudWatch alarms",
+                self.f.alarm_metrics,
+                "alarm metrics",
+                self.f.alarm_metrics * ALARM_METRIC_MONTH,
+            )
+        )
+        kinds = [k for k in self.m.metrics if k.startswith("idle") or not idle]
+        metrics = set().union(*(self.m.metrics[k] for k in kinds)) if kinds else set()
+        lines.append(
+            Line(
+                "CloudWatch custom metrics (EMF)",
+                len(metrics),
+                "metrics",
+                len(metrics) * CUSTOM_METRIC_MONTH,
+            )
+        )
+        lines.append(Line("AWS Budgets (one budget, no actions)", 1, "budget", BUDGET_MONTH))
+        return lines
+
+    def total(self, d: Design) -> tuple[float, float, float]:
+        """Per device-month: device items, the device's share of fixed items, and their sum."""
+        device = sum(line.usd for line in self.device_lines(d))
+        fixed = sum(line.usd for line in self.fixed_lines(d, idle=False)) / FLEET
+        return device, fixed, device + fixed
+
+
+def _cpu(calls: list[Invocation]) -> float:
+    return sum(c.cpu_ms for c in calls) / max(1, len(calls))
+
+
+def _scaled(units: Units, factor: float) -> Units:
+    out = Units()
+    out.add(units, factor)
+    return out
+
+
+def _priced(service: str, op: str, purpose: str, u: Units) -> list[Line]:
+    """Price one group of requests in the unit its service bills."""
+    if service == "dynamodb":
+        lines = []
+        if u.wru or u.index_wru:
+            writes = u.wru + u.index_wru
+            note = f" (incl. {u.index_wru:,.0f} index)" if u.index_wru else ""
+            lines.append(
+                Line(
+                    f"DynamoDB writes: {purpose}{note}",
+                    writes,
+                    "write units",
+                    writes * DYNAMODB_WRITE_UNIT,
+                )
+            )
+        if u.rru:
+            lines.append(
+                Line(f"DynamoDB reads: {purpose}", u.rru, "read units", u.rru * DYNAMODB_READ_UNIT)
+            )
+        return lines
+    price = {
+        "s3": S3_GET if op == "GetObject" else S3_PUT_OR_LIST,
+        "sns": SNS_PUBLISH,
+        "iot": IOT_REGISTRY_OPERATION,
+    }.get(service)
+    if price is None:
+        raise ValueError(f"{service} {op}: no price for this service in the model")
+    label = {"s3": f"S3 {op}", "sns": "SNS Publish", "iot": f"IoT registry {op}"}[service]
+    return [Line(f"{label}: {purpose}", u.requests, "requests", u.requests * price)]
+
+
+# ---------- printing ----------
+def table(lines: list[Line], title: str) -> float:
+    """Print line items, dearest first, and return their total."""
+    print(f"\n{title}")
+    print(f"  {'line item':<62} {'quantity':>13} {'unit':<13} {'USD':>9}")
+    total = 0.0
+    for line in sorted(lines, key=lambda x: -x.usd):
+        if not line.quantity:
+            continue
+        total += line.usd
+        print(f"  {line.what:<62} {line.quantity:>13,.1f} {line.unit:<13} {line.usd:>9.4f}")
+    print(f"  {'total':<62} {'':>13} {'':<13} {total:>9.4f}")
+    return total
+
+
+def print_measured(model: Model) -> None:
+    m = model.m
+    print(
+        f"\nMeasured per message (mean of {m.counts['batch']} batches of "
+        f"{m.readings['batch']:.0f} readings, {model.raw_bytes('batch'):.0f} B, and "
+        f"{m.counts['health']} health messages of {model.raw_bytes('health'):.0f} B):"
+    )
+    for kind in ("batch", "health"):
+        triggered, actions = model.rule_units(kind)
+        calls = m.invocations[kind]
+        wall = sum(c.wall_ms for c in calls) / len(calls)
+        modelled = sum(model.lambda_ms(c) for c in calls) / len(calls)
+        print(
+            f"  {kind}: rule triggers {triggered:.2f}, rule actions {actions:.2f} (5 KB units); "
+            f"Lambda invocations {len(calls) / m.counts[kind]:.2f}: local wall {wall:.1f} ms, "
+            f"CPU {_cpu(calls):.1f} ms, modelled in AWS {modelled:.0f} ms; log bytes "
+            f"{model.log_bytes(kind, Design('as built')):.0f}"
+        )
+        for (caller, service, op, purpose), u in sorted(m.mean(kind).items()):
+            units = []
+            if u.wru or u.index_wru:
+                units.append(f"{u.wru:.2f} WRU + {u.index_wru:.2f} index WRU")
+            if u.rru:
+                units.append(f"{u.rru:.2f} RRU")
+            if u.bytes:
+                units.append(f"{u.bytes:,.0f} B")
+            print(
+                f"    {caller:<16} {service:<8} {op:<15} {purpose:<20} {u.requests:5.2f} req  "
+                + ", ".join(units)
+            )
+    print(
+        f"  last seen: {model.seen_per_minute():.2f} writes per simulated minute "
+        f"(the engine rewrites it at most every {SEEN_REFRESH_MS / 1000:.0f} s)"
+    )
+    parts = [
+        f"{u.requests:.0f} writes of {purpose} ({u.wru + u.index_wru:.0f} WRU)"
+        if service == "dynamodb"
+        else f"{u.requests:.0f} {service} {op}"
+        for (service, op, purpose), u in sorted(model.alert_extra().items())
+    ]
+    print("  opening and clearing one alert adds: " + ", ".join(parts))
+    stray = sum(
+        u.requests
+        for kind in m.readings
+        for (_, _, _, purpose), u in m.per_kind.get(kind, {}).items()
+        if purpose in ALERT_PURPOSES
+    )
+    print(f"  alert requests during the measured batches (left out of their means): {stray:.0f}")
+    for probe in sorted(k for k in m.readings if k.startswith("batch ")):
+        triggered, actions = model.rule_units(probe)
+        calls = m.invocations[probe]
+        writes = sum(
+            u.requests for (_, _, op, _), u in m.mean(probe).items() if op == "BatchWriteItem"
+        )
+        print(
+            f"  {probe} probe: {m.readings[probe]:.0f} readings, {model.raw_bytes(probe):,.0f} B, "
+            f"rule triggers {triggered:.0f}, actions {actions:.0f}, {writes:.0f} BatchWriteItem, "
+            f"modelled Lambda {sum(model.lambda_ms(c) for c in calls) / len(calls):.0f} ms"
+        )
+    same = m.mean("offline check, 1 machine") == m.mean("idle OfflineCheckFunction")
+    print(
+        "  offline check with the machine online: "
+        + ("the same requests as on empty tables" if same else "more requests than when empty")
+    )
+    print(f"  requests outside handlers and rule actions (setup, provisioning): {m.unattributed}")
+
+
+def designs(m: Measured) -> list[Design]:
+    """What the code does, each option alone, and combinations (none of them built)."""
+    cap = f"batch {m.cap_readings * READING_INTERVAL_S:.0f} s"
+    long = f"batch {LONG_BATCH_AGE_S:.0f} s"
+    # Health every 5 min keeps the 10-minute offline rule safe with last seen every 10 min:
+    # a live machine's last seen is then at most 15 min old, under the 20 min the check allows.
+    lean: dict[str, Any] = {
+        "health_interval_s": 300.0,
+        "seen_refresh_s": 600.0,
+        "rollups_daily": True,
+        "platform_logs": False,
+        "info_logs": False,
+        "trace_ingest": False,
+        "seen_index_by_time": False,
+        "health_item_interval_s": 1800.0,
+    }
+    minutes = LONG_BATCH_AGE_S // 60
+    return [
+        Design("as built (agent defaults: 60 s batches, health every 60 s)"),
+        Design("A. hot store: one item per batch, readings as JSON text", hot_store="batch"),
+        Design("A'. same, zlib-compressed", hot_store="batch-zlib"),
+        Design("B. no hot store (the API reads raw S3 objects)", hot_store="none"),
+        Design(f"C. batches at the 4.8 KB budget ({cap.split()[1]} s)", batch_kind=cap),
+        Design(f"D. {minutes:.0f}-minute batches (40 KB budget)", batch_kind=long),
+        Design("E. health every 5 min", health_interval_s=300.0),
+        Design("F. last seen rewritten every 10 min", seen_refresh_s=600.0),
+        Design("G. rollups once a day, yesterday only", rollups_daily=True),
+        Design("H. no platform or INFO log lines", platform_logs=False, info_logs=False),
+        Design("I. no X-Ray tracing on ingest", trace_ingest=False),
+        Design("J. last-seen index not keyed by time", seen_index_by_time=False),
+        Design("K. raw batches through Firehose (5 min objects)", raw="firehose"),
+        Design("L. health item rewritten at most every 30 min", health_item_interval_s=1800.0),
+        Design("C + A' + E-J + L", batch_kind=cap, hot_store="batch-zlib", **lean),
+        Design("D + A' + E-J + L", batch_kind=long, hot_store="batch-zlib", **lean),
+        Design("D + B + E-J + L", batch_kind=long, hot_store="none", **lean),
+        Design(
+            "C + A' + E-L (with K)", batch_kind=cap, hot_store="batch-zlib", raw="firehose", **lean
+        ),
+        Design(
+            "D + A' + E-L (with K)", batch_kind=long, hot_store="batch-zlib", raw="firehose", **lean
+        ),
+    ]
+
+
+def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
+    model = Model(m, facts)
+    print(
+        f"Cost model, {PRICE_REGION} list prices taken {PRICES_TAKEN}; one reading per "
+        f"{READING_INTERVAL_S:.0f} s per device, {FLEET:,} devices, a month of 730 h.\nMeasured "
+        f"on the local stack: {m.minutes} simulated minutes at {args.pace} s each "
+        f"(whole run {m.wall_s:.0f} s)."
+    )
+    print("Prices assumed, not confirmed on that day: " + ", ".join(UNCONFIRMED))
+    print_measured(model)
+    options = designs(m)
+    now = options[0]
+    device = table(model.device_lines(now), "Per device-month, as built (grows with devices):")
+    fixed = table(
+        model.fixed_lines(now, idle=False),
+        "Fixed per month, whole fleet (scheduled functions, alarms, metrics):",
+    )
+    per_device = device + fixed / FLEET
+    print(
+        f"\nPer device-month at {FLEET:,} devices: {device:.4f} + {fixed:.2f} / {FLEET:,} = "
+        f"${per_device:.4f} (target <= $0.05: {'met' if per_device <= 0.05 else 'NOT met'}); "
+        f"{FLEET:,} devices: ${per_device * FLEET:,.2f} a month"
+    )
+    _, ms, _ = model.rollup_per_machine(now, READING_INTERVAL_S * m.readings["batch"])
+    print(
+        f"A scheduled rollup run at {FLEET:,} devices would take about {ms * FLEET / 1000:,.0f} s "
+        f"(modelled); the function's timeout is {facts.timeout_s['RollupsFunction']} s."
+    )
+    idle_lines = model.fixed_lines(now, idle=True)
+    table(idle_lines, "Idle, no device sending (schedules, alarms and metrics keep running):")
+    print(f"  with the never-expiring free tiers: ${_idle_free(idle_lines):.4f} a month")
+    print(
+        f"  once machines have sent data, each rollup run lists every machine's partitions: "
+        f"+${_idle_rollup_per_thing(model) * FLEET:.2f} a month for {FLEET:,} silent machines"
+    )
+    print_storage(model, now)
+    print(f"\nDesign options (none built), per device-month at {FLEET:,} devices:")
+    print(f"  {'option':<62} {'device':>8} {'fixed':>8} {'total':>8}  target")
+    for d in options:
+        dev, fix, tot = model.total(d)
+        verdict = "met" if tot <= 0.05 else "-"
+        print(f"  {d.name:<62} {dev:>8.4f} {fix:>8.4f} {tot:>8.4f}  {verdict}")
+    best = min(options, key=lambda d: model.total(d)[2])
+    table(model.device_lines(best), f"Per device-month, {best.name}:")
+
+
+def _idle_free(lines: list[Line]) -> float:
+    """The idle bill once the never-expiring free tiers are taken off."""
+    by_unit: dict[str, float] = defaultdict(float)
+    usd = 0.0
+    for line in lines:
+        if line.unit in ("invocations", "GB-s", "traces", "alarm metrics", "metrics", "GB") and (
+            line.what.startswith(("Lambda", "X-Ray", "CloudWatch"))
+        ):
+            by_unit[line.unit] += line.quantity
+        else:
+            usd += line.usd
+    free = {
+        "invocations": (FREE_LAMBDA_REQUESTS, LAMBDA_REQUEST),
+        "GB-s": (FREE_LAMBDA_GB_SECONDS, LAMBDA_GB_SECOND_ARM),
+        "traces": (FREE_XRAY_TRACES, XRAY_TRACE_RECORDED),
+        "alarm metrics": (FREE_ALARM_METRICS, ALARM_METRIC_MONTH),
+        "metrics": (FREE_CUSTOM_METRICS, CUSTOM_METRIC_MONTH),
+        "GB": (FREE_LOGS_GB, LOGS_INGEST_GB),
+    }
+    for unit, quantity in by_unit.items():
+        allowance, price = free[unit]
+        usd += max(0.0, quantity - allowance) * price
+    return usd
+
+
+def _idle_rollup_per_thing(model: Model) -> float:
+    one, idle = model.m.mean("rollups, 1 machine"), model.m.mean("idle RollupsFunction")
+    lists = sum(
+        u.requests for (_, s, op, _), u in usage_delta(one, idle).items() if op == "ListObjectsV2"
+    )
+    runs = MONTH_S / model.f.rate_s["RollupsFunction"]
+    seconds = lists * AWS_LATENCY_MS["s3.ListObjectsV2"] / 1000
+    gb_s = runs * seconds * model.f.memory_mb["RollupsFunction"] / 1024
+    return runs * lists * S3_PUT_OR_LIST + gb_s * LAMBDA_GB_SECOND_ARM
+
+
+def print_storage(model: Model, d: Design) -> None:
+    batch_s = model.m.readings[d.batch_kind] * READING_INTERVAL_S
+    monthly = MONTH_S / batch_s * model.raw_bytes(d.batch_kind) / 1e9
+    print(
+        f"\nRaw data in S3 over the first year ({monthly * 1000:.1f} MB per device-month, "
+        f"{MONTH_S / batch_s:,.0f} objects; hot store and alerts stay flat):"
+    )
+    fleet = f"GB, {FLEET:,} devices"
+    print(
+        f"  {'month':>5} {'GB per device':>14} {fleet:>18} {'USD per device':>15} "
+        f"{'USD, fleet':>11}"
+    )
+    for month in (1, 3, 6, 12, 24):
+        gb = monthly * month
+        print(
+            f"  {month:>5} {gb:>14.3f} {gb * FLEET:>18.1f} {gb * S3_GB_MONTH:>15.4f} "
+            f"{gb * FLEET * S3_GB_MONTH:>11.2f}"
+        )
+    year = sum(monthly * FLEET * k * S3_GB_MONTH for k in range(1, 13))
+    print(f"  first-year storage bill for {FLEET:,} devices: ${year:,.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=int, default=60, help="simulated minutes measured")
+    parser.add_argument("--pace", type=float, default=0.5, help="wall seconds per simulated minute")
+    parser.add_argument("--warmup", type=int, default=3, help="first minutes left out")
+    args = parser.parse_args()
+    if args.minutes < 4 or args.pace < 0.1 or args.warmup < 1:
+        parser.error("expected --minutes >= 4, --pace >= 0.1 and --warmup >= 1")
+    measured = measure(args.minutes, args.pace, args.warmup)
+    report(measured, Facts(LocalTemplate()), args)
+
+
+if __name__ == "__main__":
+    main()
