@@ -133,7 +133,15 @@ class DynamoAlertStore:
 
     def _state(self, item: dict[str, Any]) -> AlertState:
         if UNRECORDED in item:
-            self._record(item)
+            try:
+                self._record(item)
+            except (BotoCoreError, ClientError):
+                # The state itself is sound; the next reader tries the repair again.
+                log.warning(
+                    "could not record transitions left in the outbox",
+                    extra={"pk": item.get("pk"), "sk": item.get("sk")},
+                    exc_info=True,
+                )
         return state_from_item(item)
 
     def history(self, key: AlertKey, limit: int = 100) -> list[Transition]:

@@ -314,6 +314,8 @@ def test_failed_history_write_keeps_the_commit_and_its_notification(
     assert [t.to_state for t in engine.process_batch(batch(1, [80] * 12, T0))] == [State.ACTIVE]
     assert [t.to_state for t in sent] == [State.ACTIVE]
     assert "unrecorded" in state_item(table, OVERHEAT)
+    # A reader that cannot record them either still gets the state.
+    assert [s.state for s in HistoryDown(table).list_states(thing="exc-01")] == [State.ACTIVE]
     store = DynamoAlertStore(table)
     assert store.list_states(thing="exc-01")[0].state is State.ACTIVE
     assert [t.to_state for t in store.history(OVERHEAT)] == [State.ACTIVE]
