@@ -1,18 +1,21 @@
-"""Watches the raw bucket for a site's new objects and when they first appear (landing time).
+"""Watches a site's batches land in the raw bucket, and when (landing time), for `simulate`.
 
-S3 stamps objects to the second, too coarse for end-to-end latency, so the watcher polls
-and records when it first sees each key; the error is at most one poll period.
+The local stack journals every object its rules engine stores (cloud/local/landings.py), with
+the time the S3 put returned and the batch's sentAt: following that journal times each batch to
+the millisecond and costs moto nothing, where polling the bucket cost a listing of every
+object stored, ten times a second. `bucket_keys` checks the bucket itself, once, at the end.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
-import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from cloud.local.landings import JournalReader
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
@@ -25,6 +28,7 @@ class Landed:
     sent_at_ms: int
     run_id: str | None
     readings: int
+    batch: tuple[str, str, int] = ("", "", -1)  # (thing, boot, seq) of the message
 
     @property
     def latency_ms(self) -> int:
@@ -32,23 +36,21 @@ class Landed:
 
 
 class LandingWatcher:
-    """Polls `raw/site=<site>/` in a background thread until stop()."""
+    """Follows the stack's landing journal for `raw/site=<site>/` keys until stop()."""
 
-    def __init__(self, s3: Any, bucket: str, site: str, poll_s: float = POLL_S) -> None:
-        self._s3 = s3
-        self._bucket = bucket
+    def __init__(self, journal: Path, site: str, poll_s: float = POLL_S) -> None:
+        self._journal = journal
+        self._reader: JournalReader | None = None
         self._prefix = f"raw/site={site}/"
         self._poll_s = poll_s
-        self._known: set[str] = set()
-        self._seen: dict[str, int] = {}
         self._landed: dict[str, Landed] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        # Objects already there belong to earlier runs: remember them so they are not counted.
-        self._known = set(self._list())
+        # Lines already there belong to earlier runs: only what lands from now on counts.
+        self._reader = JournalReader(self._journal)
         self._thread = threading.Thread(target=self._loop, name="landing-watcher", daemon=True)
         self._thread.start()
 
@@ -58,44 +60,53 @@ class LandingWatcher:
             self._thread.join(timeout_s)
         self.poll()  # one last look, so nothing that landed before stop() is missed
 
-    def _list(self) -> list[str]:
-        keys: list[str] = []
-        paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
-        return keys
-
     def _loop(self) -> None:
         while not self._stop.wait(self._poll_s):
             try:
                 self.poll()
             except Exception:  # the watcher must not end the simulation; the summary tells
-                log.exception("watching the raw bucket failed")
+                log.exception("following the landing journal %s failed", self._journal)
 
     def poll(self) -> None:
-        now = int(time.time() * 1000)
-        for key in self._list():
-            if key in self._known or key in self._seen:
-                continue
-            self._seen[key] = now
-            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-            try:
-                batch = json.loads(body)
-                landed = Landed(
-                    key,
-                    now,
-                    int(batch["sentAt"]),
-                    batch.get("runId"),
-                    len(batch.get("readings", [])),
-                )
-            except (ValueError, KeyError, TypeError):
+        if self._reader is None:
+            return
+        for line in self._reader.read_new():
+            landed = _landed(line, self._prefix)
+            if landed is None:
                 continue
             with self._lock:
-                self._landed[key] = landed
+                # A re-delivered batch lands on the same key again: its first landing counts.
+                self._landed.setdefault(landed.key, landed)
 
     def landed(self, run_id: str) -> list[Landed]:
         with self._lock:
             return [item for item in self._landed.values() if item.run_id == run_id]
+
+
+def _landed(line: dict[str, Any], prefix: str) -> Landed | None:
+    key = line.get("key")
+    if not isinstance(key, str) or not key.startswith(prefix):
+        return None
+    try:
+        return Landed(
+            key,
+            int(line["storedMs"]),
+            int(line["sentAt"]),
+            line.get("runId"),
+            int(line.get("readings", 0)),
+            (str(line.get("thing", "")), str(line.get("boot", "")), int(line.get("seq", -1))),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None  # not a telemetry batch (an unreadable one is kept under errors/)
+
+
+def bucket_keys(s3: Any, bucket: str, prefix: str) -> set[str]:
+    """Every key under `prefix`, listed once."""
+    keys: set[str] = set()
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        keys.update(item["Key"] for item in page.get("Contents", []))
+    return keys
 
 
 def percentile(values: list[int], fraction: float) -> int | None:

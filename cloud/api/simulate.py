@@ -15,12 +15,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
+from cloud.api.agent_runner import BatchId, ProcessRunner, Results, ThreadRunner
 from cloud.api.client import ApiCallError, ApiClient
-from cloud.api.landing import LandingWatcher, percentile
+from cloud.api.landing import Landed, LandingWatcher, bucket_keys, percentile
 
-SETTLE_S = 20.0  # how long acknowledged batches may take to appear in S3 after the agents stop
+# After the agents stop, acknowledged batches still on their way to S3 are awaited as long as
+# some keep landing, with no news for at most SETTLE_S, and SETTLE_MAX_S in all.
+SETTLE_S = 20.0
+SETTLE_MAX_S = 600.0
 AGENT_JOIN_S = 15.0
 PROGRESS_EVERY_S = 2.0
+IN_LIMIT = 100
 
 
 class SimulationRefusedError(RuntimeError):
@@ -39,6 +44,17 @@ class SimulateOptions:
     site: str = "simulation"
     batch_age_s: float = 5.0
     seed: int = 11
+    # Machines start one after the other, evenly over this many seconds (0: all at once), so
+    # a fleet's batches do not all fall due in the same second.
+    ramp_s: float = 0.0
+    # None: the simulation's own (three batch ages, at least 5 s); the agent default is 60 s.
+    health_interval_s: float | None = None
+    # Paging a large run's readings back through the API costs moto a scan of the whole readings
+    # table per page: a fleet benchmark turns it off.
+    count_api_readings: bool = True
+    # Worker processes the agents are shared among (1: threads of this process); see
+    # cloud/api/agent_runner.py for why a large fleet needs several.
+    processes: int = 1
 
 
 @dataclass
@@ -49,10 +65,14 @@ class SimulationSummary:
     queued_at_stop: int = 0
     published: int = 0
     acknowledged: int = 0
+    acknowledged_readings: int = 0
     refused: int = 0
     landed: int = 0
     landed_readings: int = 0
-    readings_in_api: int = 0
+    lost_batches: int = 0  # acknowledged by the broker, never stored in S3
+    lost_readings: int = 0  # the readings of those batches
+    in_bucket: int = 0  # landed batches found again by listing the bucket at the end
+    readings_in_api: int | None = 0  # None when not counted
     alerts_open: list[str] = field(default_factory=list)
     latency_ms: dict[str, int | None] = field(default_factory=dict)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -60,7 +80,13 @@ class SimulationSummary:
 
     @property
     def ok(self) -> bool:
-        return self.published > 0 and self.refused == 0 and self.landed >= self.acknowledged
+        return (
+            self.published > 0
+            and self.refused == 0
+            and self.landed >= self.acknowledged
+            and self.lost_batches == 0
+            and self.in_bucket == self.landed
+        )
 
 
 def machine_names(fleet: str, count: int) -> list[tuple[str, str]]:
@@ -87,7 +113,16 @@ class Simulation:
         self.stream = stream
         self.summary = SimulationSummary()
         self._started = time.monotonic()
-        self._agents: list[Any] = []
+        self._runner: ThreadRunner | ProcessRunner = (
+            ThreadRunner() if opts.processes <= 1 else ProcessRunner(opts.processes)
+        )
+        # Monotonic times the last agent started and all were told to stop: the steady phase,
+        # for a benchmark measuring the processes meanwhile; the wall clock of the stop tells
+        # the batches each agent sends as it stops (its partial batch) from the others.
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+        self.stopped_at_ms: int | None = None
+        self.landed: list[Landed] = []
 
     def say(self, text: str) -> None:
         elapsed = time.monotonic() - self._started
@@ -146,6 +181,8 @@ class Simulation:
                 faults=faults,
                 run_id=run_id,
             )
+            if o.health_interval_s is not None:
+                config = dataclasses.replace(config, health_interval_s=o.health_interval_s)
             sensors = tuple(
                 dataclasses.replace(s, profile=o.profile) if o.profile else s
                 for s in config.sensors
@@ -163,8 +200,8 @@ class Simulation:
     def run(self, stop: threading.Event) -> SimulationSummary:
         import boto3
 
+        from cloud.local.landings import journal_path
         from cloud.local.stackinfo import StackInfo
-        from device.agent import Agent
 
         o = self.opts
         info = StackInfo.load(o.state)  # before anything else: a clear error without a stack
@@ -172,21 +209,20 @@ class Simulation:
         run_id = self.summary.run_id = run["id"]
         self.say(f"run {run_id} started ({run.get('dashboardUrl') or 'no dashboard'})")
         s3 = boto3.client("s3", **info.boto3_kwargs())
-        watcher = LandingWatcher(s3, info.raw_bucket, o.site)
-        agents_stop = threading.Event()
-        threads: list[threading.Thread] = []
+        watcher = LandingWatcher(journal_path(Path(info.state_dir)), o.site)
         status, note = "COMPLETED", ""
         try:
             configs = self._configs(run_id)
             watcher.start()
-            for config in configs:
-                agent = Agent(config)
-                self._agents.append(agent)
-                thread = threading.Thread(
-                    target=agent.run, args=(agents_stop,), name=f"agent-{config.thing}"
+            spacing = o.ramp_s / len(configs) if configs else 0.0
+            first = time.monotonic()
+            self._runner.start(configs, [first + i * spacing for i in range(len(configs))], stop)
+            if o.ramp_s or o.processes > 1:
+                self.say(
+                    f"{self._runner.started} agents started over {time.monotonic() - first:.1f} s"
+                    + (f" in {o.processes} processes" if o.processes > 1 else "")
                 )
-                threads.append(thread)
-                thread.start()
+            self.started_at = time.monotonic()
             deadline = time.monotonic() + o.duration_s
             next_progress = time.monotonic()
             while not stop.is_set() and time.monotonic() < deadline:
@@ -200,41 +236,42 @@ class Simulation:
             status, note = "FAILED", f"simulator error: {exc}"[:500]
             raise
         finally:
-            agents_stop.set()
-            for thread in threads:
-                thread.join(AGENT_JOIN_S)
-            self._settle(watcher, run_id)
+            self.stopped_at = time.monotonic()
+            self.stopped_at_ms = int(time.time() * 1000)
+            self._runner.stop(AGENT_JOIN_S)
+            results = self._runner.results()
+            self._settle(watcher, run_id, set(results.acked))
             watcher.stop()
             self._finish(run_id, status, note)
-        self._collect(watcher, run_id, info)
+        self._collect(watcher, run_id, info, s3, results)
         return self.summary
 
-    def _counters(self) -> dict[str, int]:
-        totals = {"readings": 0, "batches_published": 0, "batches_acked": 0, "batches_refused": 0}
-        for agent in self._agents:
-            stats = agent.stats()
-            for name in totals:
-                totals[name] += int(stats.get(name, 0))
-        return totals
-
     def _progress(self, watcher: LandingWatcher, run_id: str, deadline: float) -> None:
-        c = self._counters()
+        c = self._runner.counters()
         left = max(0.0, deadline - time.monotonic())
         self.say(
-            f"{len(self._agents)} agents: {c['readings']} readings, "
+            f"{self._runner.started} agents: {c['readings']} readings, "
             f"{c['batches_published']} batches published, {c['batches_acked']} acked, "
             f"{len(watcher.landed(run_id))} landed in S3; {left:.0f} s left"
         )
 
-    def _settle(self, watcher: LandingWatcher, run_id: str) -> None:
-        acked = self._counters()["batches_acked"]
-        deadline = time.monotonic() + SETTLE_S
-        while time.monotonic() < deadline:
+    def _settle(self, watcher: LandingWatcher, run_id: str, acked: set[BatchId]) -> None:
+        started = time.monotonic()
+        missing, quiet_until = len(acked) + 1, 0.0
+        while time.monotonic() < started + SETTLE_MAX_S:
             watcher.poll()
-            if len(watcher.landed(run_id)) >= acked:
+            now_missing = len(acked - {item.batch for item in watcher.landed(run_id)})
+            if not now_missing:
                 return
+            if now_missing < missing:  # still coming: a backlog drains, give it time
+                missing, quiet_until = now_missing, time.monotonic() + SETTLE_S
+            elif time.monotonic() > quiet_until:
+                break
             time.sleep(0.2)
-        self.say(f"only {len(watcher.landed(run_id))} of {acked} batches landed after {SETTLE_S} s")
+        self.say(
+            f"{missing} of {len(acked)} acknowledged batches had not landed "
+            f"{time.monotonic() - started:.0f} s after the agents stopped"
+        )
 
     def _finish(self, run_id: str, status: str, note: str) -> None:
         try:
@@ -250,24 +287,43 @@ class Simulation:
                 self.say(f"could not finish run {run_id}: {exc}")
         self.say(f"run {run_id} {self.summary.status}")
 
-    def _collect(self, watcher: LandingWatcher, run_id: str, info: Any) -> None:
+    def _collect(
+        self, watcher: LandingWatcher, run_id: str, info: Any, s3: Any, results: Results
+    ) -> None:
         s = self.summary
-        c = self._counters()
-        s.readings = c["readings"]
-        s.published, s.acknowledged = c["batches_published"], c["batches_acked"]
-        s.refused = c["batches_refused"]
-        for agent in self._agents:
-            s.devices[agent.config.thing] = stats = agent.stats()
-            s.queued_at_stop += int(stats.get("queue_depth", 0))
-        landed = watcher.landed(run_id)
+        s.devices = results.stats
+        totals = dict.fromkeys(("readings", "published", "acked", "refused", "queued"), 0)
+        for stats in results.stats.values():
+            totals["readings"] += int(stats.get("readings", 0))
+            totals["published"] += int(stats.get("batches_published", 0))
+            totals["acked"] += int(stats.get("batches_acked", 0))
+            totals["refused"] += int(stats.get("batches_refused", 0))
+            totals["queued"] += int(stats.get("queue_depth", 0))
+        s.readings, s.queued_at_stop = totals["readings"], totals["queued"]
+        s.published, s.acknowledged = totals["published"], totals["acked"]
+        s.refused = totals["refused"]
+        landed = self.landed = watcher.landed(run_id)
         s.landed = len(landed)
         s.landed_readings = sum(item.readings for item in landed)
+        acked = results.acked
+        s.acknowledged_readings = sum(acked.values())
+        lost = acked.keys() - {item.batch for item in landed}
+        s.lost_batches = len(lost)
+        s.lost_readings = sum(acked[batch] for batch in lost)
+        listed = bucket_keys(s3, info.raw_bucket, f"raw/site={self.opts.site}/")
+        s.in_bucket = sum(1 for item in landed if item.key in listed)
         latencies = [item.latency_ms for item in landed]
         s.latency_ms = {
             name: percentile(latencies, fraction)
-            for name, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+            for name, fraction in (
+                ("p50", 0.5),
+                ("p90", 0.9),
+                ("p95", 0.95),
+                ("p99", 0.99),
+                ("max", 1.0),
+            )
         }
-        s.readings_in_api = self._count_readings(run_id)
+        s.readings_in_api = self._count_readings(run_id) if self.opts.count_api_readings else None
         s.alerts_open = self._alerts(info)
 
     def _count_readings(self, run_id: str, cap: int = 1_000_000) -> int:
@@ -286,25 +342,26 @@ class Simulation:
         import boto3
         from boto3.dynamodb.conditions import Attr
 
-        things = [agent.config.thing for agent in self._agents]
-        if not things:
-            return []
+        things = sorted(self.summary.devices)
         table = boto3.resource("dynamodb", **info.boto3_kwargs()).Table(info.alerts_table)
-        condition = Attr("thing").is_in(things) & Attr("state").is_in(
-            ["ACTIVE", "ACKNOWLEDGED", "LATCHED", "SNOOZED"]
-        )
         out: list[str] = []
-        request: dict[str, Any] = {"FilterExpression": condition}
-        while True:
-            response = table.scan(**request)
-            out.extend(
-                f"{i.get('thing')}/{i.get('sensorId')}/{i.get('rule')} {i.get('state')}"
-                f" ({i.get('severity', '')})"
-                for i in response.get("Items", [])
+        # DynamoDB takes at most 100 values in an IN: one scan per hundred machines.
+        for first in range(0, len(things), IN_LIMIT):
+            condition = Attr("thing").is_in(things[first : first + IN_LIMIT]) & Attr("state").is_in(
+                ["ACTIVE", "ACKNOWLEDGED", "LATCHED", "SNOOZED"]
             )
-            if "LastEvaluatedKey" not in response:
-                return sorted(out)
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            request: dict[str, Any] = {"FilterExpression": condition}
+            while True:
+                response = table.scan(**request)
+                out.extend(
+                    f"{i.get('thing')}/{i.get('sensorId')}/{i.get('rule')} {i.get('state')}"
+                    f" ({i.get('severity', '')})"
+                    for i in response.get("Items", [])
+                )
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return sorted(out)
 
 
 def print_summary(summary: SimulationSummary, stream: TextIO) -> None:
@@ -322,14 +379,21 @@ def print_summary(summary: SimulationSummary, stream: TextIO) -> None:
             "(their batch was not due yet; kept in the run's queue on disk, not sent)",
             file=stream,
         )
+    api = "not counted" if s.readings_in_api is None else f"{s.readings_in_api} readings"
     print(
-        f"  landed in S3: {s.landed} batches, {s.landed_readings} readings; "
-        f"readable through the API: {s.readings_in_api} readings",
+        f"  landed in S3: {s.landed} batches, {s.landed_readings} readings "
+        f"({s.in_bucket} batches found again in the bucket); readable through the API: {api}",
         file=stream,
     )
+    if s.lost_batches:
+        print(
+            f"  LOST: {s.lost_batches} batches ({s.lost_readings} readings) acknowledged by the "
+            "broker never reached S3",
+            file=stream,
+        )
     if lat.get("p50") is not None:
         print(
-            f"  latency sentAt → landing (ms, ±100): p50 {lat['p50']}, p95 {lat['p95']}, "
+            f"  latency sentAt → stored in S3 (ms): p50 {lat['p50']}, p95 {lat['p95']}, "
             f"p99 {lat['p99']}, max {lat['max']}",
             file=stream,
         )

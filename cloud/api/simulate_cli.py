@@ -60,6 +60,8 @@ def _command(args: argparse.Namespace) -> int:
         site=args.site,
         batch_age_s=args.batch_age,
         seed=args.seed,
+        ramp_s=args.ramp,
+        processes=args.processes,
     )
     try:
         api = client_from(args.url, args.token, state)
@@ -115,5 +117,19 @@ def register(sub: Any) -> None:
         help="seconds a batch may wait before it is sent (agent default is 60)",
     )
     parser.add_argument("--seed", type=int, default=11, help="seed of the simulated sensors")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="seconds over which the machines start one after the other (default 0: all at "
+        "once; a batch age spreads their batches evenly)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=_positive(int),
+        default=1,
+        help="worker processes the machines are shared among (default 1; about one per 250 "
+        "machines keeps them from contending for one interpreter)",
+    )
     add_api_options(parser)
     parser.set_defaults(func=_command)

@@ -62,14 +62,18 @@ class RulesEngine:
         invoke: Invoker,
         on_event: EventSink | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        action_threads: int = 8,
     ) -> None:
+        """`action_threads` bounds the actions under way at once, all messages together."""
         self.rules = [CompiledRule(spec, compile_statement(spec.sql)) for spec in rules]
         self._s3 = s3_client
         self._invoke = invoke
         self._on_event = on_event or (lambda kind, details: None)
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
-        self._actions = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rule-action")
+        self._actions = ThreadPoolExecutor(
+            max_workers=action_threads, thread_name_prefix="rule-action"
+        )
         self.stats = EngineStats()
 
     def close(self) -> None:
@@ -156,6 +160,9 @@ class RulesEngine:
                     "bytes": len(body),
                     "version": response.get("VersionId"),
                     "topic": ctx.topic,
+                    "received_ms": ctx.timestamp_ms,
+                    "stored_ms": self._clock_ms(),
+                    "message": selected if isinstance(selected, dict) else _document(ctx),
                 },
             )
             return
@@ -218,6 +225,14 @@ class RulesEngine:
         with self._lock:
             self.stats.actions["ErrorAction"] += 1
         self._on_event("error-action", {"key": key, "rule": rule.spec.name, "failures": failures})
+
+
+def _document(ctx: MessageContext) -> Any:
+    """The message as parsed JSON (already parsed by the context), or None when it is not."""
+    try:
+        return ctx.document()
+    except EvaluationError:
+        return None
 
 
 def _resource(kind: str, params: dict[str, Any]) -> str:

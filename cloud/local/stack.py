@@ -19,6 +19,7 @@ import boto3
 
 from cloud.local.broker import RULES_ENGINE_IDENTITY, Broker, registry_things
 from cloud.local.functions import LocalFunctions
+from cloud.local.landings import LandingJournal, journal_path
 from cloud.local.processes import ChildProcess, free_port, http_ready, moto_argv
 from cloud.local.resources import create_from_template
 from cloud.local.rules_engine import RulesEngine
@@ -28,6 +29,11 @@ from cloud.local.template import LocalTemplate
 
 log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict[str, Any]], None]
+# Messages the rules engine handles at once (a thing's messages always in order). Each waits
+# for its Lambda action, a few moto round trips: with 4, 700 machines at agent defaults queued
+# for seconds while moto had spare time. Two actions per message (S3 and Lambda) run side by
+# side. More than botocore's 10 pooled connections per client would open a connection a call.
+RULES_WORKERS = 8
 
 
 class LocalStack:
@@ -58,6 +64,7 @@ class LocalStack:
         self.engine: RulesEngine | None = None
         self.info: StackInfo | None = None
         self.ca: Any = None
+        self.landings: LandingJournal | None = None
 
     # ---------- lifecycle ----------
     def start(self) -> StackInfo:
@@ -120,8 +127,13 @@ class LocalStack:
             functions = self.functions = LocalFunctions(
                 specs, kwargs, self.state_dir / "logs" / "functions.log"
             )
+            self.landings = LandingJournal(journal_path(self.state_dir))
             self.engine = RulesEngine(
-                self.template.topic_rules(), clients["s3"], functions.invoke, on_event=self.on_event
+                self.template.topic_rules(),
+                clients["s3"],
+                functions.invoke,
+                on_event=self._engine_event,
+                action_threads=2 * RULES_WORKERS,
             )
             from cloud.local.mqtt_bridge import MqttBridge
 
@@ -133,6 +145,7 @@ class LocalStack:
                 key=engine_cert.key_path,
                 ca=self.ca.cert_path,
                 handler=self.engine.handle,
+                workers=RULES_WORKERS,
             )
             self.bridge.start(self.engine.subscriptions())
             scale = self.schedule_scale
@@ -178,6 +191,9 @@ class LocalStack:
                 self.bridge = None
         if self.engine is not None:
             self.engine.close()
+        if self.landings is not None:
+            self.landings.close()
+            self.landings = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
@@ -187,6 +203,14 @@ class LocalStack:
         if self.info is not None:
             self.info.path.unlink(missing_ok=True)
             self.info = None
+
+    def _engine_event(self, kind: str, details: dict[str, Any]) -> None:
+        if kind == "s3" and self.landings is not None:
+            self.landings.record(
+                details["key"], details["received_ms"], details["stored_ms"], details["message"]
+            )
+        if self.on_event is not None:
+            self.on_event(kind, details)
 
     def __enter__(self) -> LocalStack:
         self.start()

@@ -80,6 +80,10 @@ class SimulatedSensor:
         self._phases = [site.uniform(0.0, 2 * math.pi) for _ in range(3)]
         self._storm_period_s = DAY_S * site.uniform(3.0, 6.0)
         self._noise = random.Random(f"noise:{seed}:{name}")
+        # Seeding a generator from a string hashes it with SHA-512: the draws of one duty cycle
+        # and one storm are kept, not redone on every read (a fleet of agents shares a core).
+        self._load_jitter: tuple[int, float] | None = None
+        self._storm: tuple[int, float, float] | None = None
         self._last_t: float | None = None
         self._engine_c: float | None = None
         self._stuck: Measurement | None = None
@@ -101,18 +105,19 @@ class SimulatedSensor:
         cycle = int(elapsed_s // period)
         if elapsed_s - cycle * period >= p.work_s:
             return 0.0
-        jitter = random.Random(f"load:{self.seed}:{cycle}").uniform(0.85, 1.1)
-        return min(1.0, p.load * jitter)
+        if self._load_jitter is None or self._load_jitter[0] != cycle:
+            self._load_jitter = (
+                cycle,
+                random.Random(f"load:{self.seed}:{cycle}").uniform(0.85, 1.1),
+            )
+        return min(1.0, p.load * self._load_jitter[1])
 
     def pressure(self, wall_s: float) -> float:
         """Station pressure: altitude, slow drift, and a storm front now and then."""
         base = 1013.25 * (1.0 - self._elevation_m / 44_330.0) ** 5.255
         drift = 4.0 * math.sin(2 * math.pi * wall_s / (DAY_S * 2.7) + self._phases[1])
         drift += 1.5 * math.sin(2 * math.pi * wall_s / (DAY_S * 0.9) + self._phases[2])
-        k = int(wall_s // self._storm_period_s)
-        storm = random.Random(f"storm:{self.seed}:{k}")
-        onset = k * self._storm_period_s + storm.uniform(0.0, self._storm_period_s * 0.7)
-        depth = storm.uniform(10.0, 25.0)
+        onset, depth = self._storm_at(int(wall_s // self._storm_period_s))
         into = wall_s - onset
         # falls over 3 h, recovers over 9 h: the crane storm rule watches the 3 h drop
         if 0 <= into < 3 * 3600:
@@ -120,6 +125,14 @@ class SimulatedSensor:
         elif 3 * 3600 <= into < 12 * 3600:
             drift -= depth * (1.0 - (into - 3 * 3600) / (9 * 3600))
         return base + drift
+
+    def _storm_at(self, k: int) -> tuple[float, float]:
+        """Onset time and depth (hPa) of the k-th storm period's front."""
+        if self._storm is None or self._storm[0] != k:
+            storm = random.Random(f"storm:{self.seed}:{k}")
+            onset = k * self._storm_period_s + storm.uniform(0.0, self._storm_period_s * 0.7)
+            self._storm = (k, onset, storm.uniform(10.0, 25.0))
+        return self._storm[1], self._storm[2]
 
     def _advance_engine(self, t: float, ambient: float) -> float:
         if self._engine_c is None or self._last_t is None:

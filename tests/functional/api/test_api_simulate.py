@@ -68,3 +68,33 @@ def test_simulate_is_refused_when_five_runs_are_running(stack: LocalStack) -> No
             Simulation(_options(stack), api, io.StringIO()).run(threading.Event())
     finally:
         interrupt_all(info)
+
+
+def test_simulate_in_worker_processes_with_a_ramp(stack: LocalStack) -> None:
+    info = stack.info
+    assert info is not None
+    interrupt_all(info)
+    api = ApiClient(info.api_url, info.api_token)
+    opts = _options(
+        stack,
+        devices=3,
+        duration_s=10.0,
+        fleet="psim",
+        ramp_s=1.5,
+        processes=2,
+        health_interval_s=5.0,
+        count_api_readings=False,
+    )
+    simulation = Simulation(opts, api, io.StringIO())
+    summary = simulation.run(threading.Event())
+    assert summary.status == "COMPLETED"
+    assert sorted(summary.devices) == ["psim-crane-01", "psim-exc-01", "psim-gen-01"]
+    assert summary.acknowledged > 0 and summary.refused == 0
+    # every acknowledged batch landed, is in the bucket, and every reading is accounted for
+    assert summary.lost_batches == 0 and summary.in_bucket == summary.landed >= summary.acknowledged
+    queued = summary.queued_at_stop
+    assert summary.readings == summary.acknowledged_readings + queued
+    assert summary.readings_in_api is None
+    assert summary.ok
+    assert simulation.started_at is not None and simulation.stopped_at_ms is not None
+    assert all(item.batch[0].startswith("psim-") for item in simulation.landed)

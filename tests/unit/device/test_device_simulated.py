@@ -137,3 +137,15 @@ def test_freeze_stuck_dropout_spikes_storm() -> None:
     p0 = stormy.read().pressure
     sim3.t = 3 * 3600 - 1
     assert stormy.read().pressure < p0 - 15
+
+
+def test_kept_draws_give_the_values_of_fresh_ones() -> None:
+    # One sensor read through many duty cycles and storm periods, back and forth, against a
+    # new sensor for every moment: remembering the last draw must not change any value.
+    sim = Sim()
+    kept = sensor("engine", "compressor", sim, seed=9)
+    moments = [0.0, 100.0, 899.0, 900.0, 950.0, 10 * 86400.0, 3.0, 20 * 86400.0, 20 * 86400.5]
+    for t in moments:
+        fresh = sensor("engine", "compressor", Sim(), seed=9)
+        assert kept.working(t) == fresh.working(t)
+        assert kept.pressure(NOON + t) == fresh.pressure(NOON + t)

@@ -1,0 +1,165 @@
+"""The local stack's moto server: moto's own server, minus three costs that grow with a fleet.
+
+Run as `python -m cloud.local.moto_server -H 127.0.0.1 -p PORT`. Against the stock
+`python -m moto.server`, measured with 100 simulated machines (docs/performance.md):
+- moto finds the backend of every request by listing its package folder and matching a few
+  hundred URL patterns, under one lock that serialises all requests: the answer depends on the
+  host alone, so it is remembered;
+- every request wrote an access-log line to moto.log: only errors are logged;
+- a DynamoDB Query on a table's own key sorted every item of the table to keep one partition
+  (O(n log n) per call: 180 ms at 10,000 items); here it reads that partition only, as DynamoDB
+  does. Index queries keep moto's behaviour;
+- moto keeps every stored item and object as Python objects, millions of them for a fleet's
+  readings, and each full garbage collection walked them all: pauses of up to a second that
+  every request waited for. What has lived FREEZE_EVERY_S is moved out of the collector's sight
+  (stored data is freed by reference counting when overwritten or deleted).
+Everything else is moto's code unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import inspect
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+
+@contextlib.contextmanager
+def partition_queries() -> Iterator[bool]:
+    """While active, base-table Queries read their partition only; yields False when this
+    moto release does not have the shape the change relies on (then nothing is changed)."""
+    from moto.dynamodb.models.table import Table
+
+    original_query = getattr(Table, "query", None)
+    original_all_items = getattr(Table, "all_items", None)
+    if original_query is None or original_all_items is None or not _has_index_name(original_query):
+        yield False
+        return
+    scope = threading.local()
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        scope.hash_key = hash_key
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            scope.hash_key = None
+
+    def all_items(self: Any) -> Any:
+        hash_key = getattr(scope, "hash_key", None)
+        if hash_key is None:
+            return original_all_items(self)
+        # The same order as moto's full listing restricted to one partition: by range key.
+        partition = self.items.get(hash_key)
+        if partition is None:
+            return []
+        if not self.range_key_attr:
+            return [partition]
+        return sorted(partition.values(), key=lambda item: item.range_key)
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+    try:
+        yield True
+    finally:
+        Table.query = original_query  # type: ignore[method-assign]
+        Table.all_items = original_all_items  # type: ignore[method-assign]
+
+
+FREEZE_EVERY_S = 10.0
+
+
+def freeze_heap_every(period_s: float, stop: threading.Event) -> threading.Thread:
+    """A thread that, every `period_s` until `stop`, collects what is new and freezes the rest."""
+
+    def loop() -> None:
+        while not stop.wait(period_s):
+            # Only what was allocated since the last freeze is walked: a short pause.
+            gc.collect()
+            gc.freeze()
+
+    thread = threading.Thread(target=loop, name="freeze-heap", daemon=True)
+    thread.start()
+    return thread
+
+
+def _has_index_name(query: Callable[..., Any]) -> bool:
+    names = list(inspect.signature(query).parameters)
+    # self, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+    # scan_index_forward, projection_expressions, index_name, ...
+    return len(names) > 8 and names[8] == "index_name"
+
+
+def application() -> Any:
+    """moto's request dispatcher, remembering which backend serves which host."""
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    class RememberingDispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            # Called under moto's dispatch lock, so the dictionary needs no lock of its own.
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return RememberingDispatcher()
+
+
+def request_handler() -> type:
+    """moto's request handler without the access-log line of every request."""
+    from moto.server import MotoRequestHandler
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass
+
+    return QuietHandler
+
+
+def main(argv: list[str] | None = None) -> int:
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("-p", "--port", type=int, required=True, help="TCP port")
+    args = parser.parse_args(argv)
+    # moto builds some URLs (SQS queues, presigned S3) from this, as its own server does.
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop = threading.Event()
+    freeze_heap_every(FREEZE_EVERY_S, stop)
+    with partition_queries() as active:
+        if not active:
+            print(
+                "moto's DynamoDB table has changed shape: Queries scan whole tables",
+                file=sys.stderr,
+            )
+        run_simple(
+            args.host,
+            args.port,
+            application(),
+            threaded=True,
+            request_handler=request_handler(),
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

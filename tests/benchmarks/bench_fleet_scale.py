@@ -1,0 +1,429 @@
+"""Local stack at fleet scale: N simulated machines, zero loss and end-to-end latency.
+
+Run: .venv/bin/python tests/benchmarks/bench_fleet_scale.py [--scenario quick|100|1000]
+     [--devices N] [--duration S] [--batch-age S] [--ramp S] [--health S] [--processes P]
+     [--progress] [--keep]
+Prints figures only; the targets (docs/performance.md, design brief) are:
+- scenario 1000: 1,000 machines at agent defaults (1 reading/s per sensor, batches of at most
+  4,800 B or 60 s, health every 60 s): zero loss, p99 end-to-end <= 2 s;
+- scenario 100: 100 machines, one batch per 5 s (the old design's interval): zero loss,
+  p99 end-to-end <= 1 s;
+- quick (the default, what `make bench` runs, about 90 s): scenario 100 for 60 s, not 300 s.
+Options override the scenario's figures; the target stays the scenario's.
+
+The local stack runs as `chantier stack up` in its own process (moto and Mosquitto are its
+children), in a temporary folder, on free ports of 127.0.0.1. The machines run through
+`chantier simulate`'s code (cloud/api/simulate.py): each is the real agent with its durable
+SQLite queue and its own MQTT connection over mutual TLS, tagged with the run; they are shared
+among worker processes (one per 250 machines, cloud/api/agent_runner.py) and start one after the
+other over one batch age (--ramp), as a fleet's clocks are not aligned.
+
+End-to-end latency is measured per batch, from its `sentAt` (the agent's wall clock when it
+formed the batch; it then commits it to its queue and publishes it) to the moment the local
+rules engine's S3 PutObject of that batch returned (the stack's landing journal,
+cloud/local/landings.py; same clock, same machine). It does not include the time readings wait
+on the machine for their batch (up to the batch age, by design), nor the alerting Lambda's
+work, which runs beside the S3 action (reading-to-alert latency is bench_alert_latency.py's).
+The target is read on the batches formed while the fleet runs. When the run ends every agent
+sends the batch it was filling (a clean stop does), all in the same second: those are shown
+apart, as a real fleet never stops at once. The journal also splits each batch's time into
+sentAt -> a rules worker takes the message (MQTT, then the wait behind earlier messages) and
+the S3 put itself.
+
+Loss: every batch the broker acknowledged must have landed in S3 (matched by thing, boot and
+sequence number; the bucket is listed at the end to check each is there), and every reading
+taken must be acknowledged or still in its machine's queue on disk when the run stops:
+lost = (taken - acknowledged - still queued) + readings of acknowledged batches never landed.
+
+CPU is the mean share of one core of each group of processes between the last machine's start
+and the stop, from /proc ("agents" is this process and its workers); "other" is what the rest
+of the machine used meanwhile: a disturbed measurement shows there. Memory is the resident size
+at the end of that phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT)]
+
+from cloud.api.client import ApiClient  # noqa: E402
+from cloud.api.landing import Landed, percentile  # noqa: E402
+from cloud.api.simulate import SimulateOptions, Simulation, SimulationSummary  # noqa: E402
+from cloud.local.landings import JournalReader, journal_path  # noqa: E402
+from cloud.local.stackinfo import StackInfo, StackNotRunningError  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STACK_START_S = 120.0
+STACK_STOP_S = 30.0
+SAMPLE_S = 1.0
+# Beyond ramp + duration: provisioning (about 50 ms a machine), settling, the final listing.
+OVERHEAD_S = 120.0
+OVERHEAD_PER_DEVICE_S = 0.25
+# Agents per worker process: more in one interpreter and its GIL becomes the bottleneck
+# (cloud/api/agent_runner.py).
+DEVICES_PER_PROCESS = 250
+
+
+@dataclass(frozen=True)
+class Scenario:
+    devices: int
+    duration_s: float
+    batch_age_s: float
+    p99_target_ms: int
+    health_s: float = 60.0  # the agent's default
+
+
+SCENARIOS = {
+    "quick": Scenario(devices=100, duration_s=60, batch_age_s=5, p99_target_ms=1000),
+    "100": Scenario(devices=100, duration_s=300, batch_age_s=5, p99_target_ms=1000),
+    "1000": Scenario(devices=1000, duration_s=600, batch_age_s=60, p99_target_ms=2000),
+}
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (the stack did not start, or a bound was exceeded)."""
+
+
+# ---------- process figures from /proc ----------
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy since boot (all cores)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / CLK_TCK
+
+
+def child_pids(parent: int, marker: str) -> list[int]:
+    """Children of `parent` whose command line holds `marker`."""
+    found = []
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for pid in (task / "children").read_text().split():
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                if marker.encode() in cmdline:
+                    found.append(int(pid))
+    return found
+
+
+def agent_pids() -> list[int]:
+    """This process and its agent worker processes (spawned by multiprocessing)."""
+    return [os.getpid(), *child_pids(os.getpid(), "multiprocessing")]
+
+
+@dataclass
+class Sample:
+    at: float
+    cpu: dict[str, float]
+    rss: dict[str, float]
+    busy: float
+
+
+@dataclass
+class ProcessMeter:
+    """Samples the CPU and memory of named groups of processes every SAMPLE_S, until stopped."""
+
+    groups: Callable[[], dict[str, list[int]]]
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> Sample:
+        groups = self.groups()
+        return Sample(
+            time.monotonic(),
+            {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()},
+            {name: sum(rss_mb(pid) for pid in pids) for name, pids in groups.items()},
+            machine_busy_s(),
+        )
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="process-meter", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self.samples.append(self.sample())
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def window(self, start: float, end: float) -> tuple[Sample, Sample] | None:
+        inside = [s for s in self.samples if start <= s.at <= end]
+        return (inside[0], inside[-1]) if len(inside) >= 2 else None
+
+
+# ---------- the stack in its own process ----------
+class StackProcess:
+    """`chantier stack up` in a new session, stopped with SIGTERM (then killed) at the end."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.log = state.parent / "stack-up.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.info: StackInfo | None = None
+
+    def start(self) -> StackInfo:
+        argv = [sys.executable, "-m", "chantier.cli", "stack", "up", "--state-dir", str(self.state)]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + STACK_START_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"`chantier stack up` exited at start: see {self.log}")
+            with contextlib.suppress(StackNotRunningError, ValueError):
+                info = StackInfo.load(self.state)
+                if b"local stack running" in self.log.read_bytes():  # warmed, ready
+                    self.info = info
+                    return info
+            time.sleep(0.2)
+        raise BenchError(f"the local stack was not ready after {STACK_START_S:.0f} s: {self.log}")
+
+    def pids(self) -> dict[str, list[int]]:
+        assert self.process is not None and self.info is not None
+        return {
+            "stack": [self.process.pid],
+            "moto": child_pids(self.process.pid, "moto_server"),
+            "mosquitto": [self.info.broker_pid],
+        }
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STACK_STOP_S)
+        except subprocess.TimeoutExpired:
+            # Its children are in their own sessions: end them by pid, then the stack.
+            for pids in self.pids().values():
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+            process.kill()
+            process.wait(STACK_STOP_S)
+
+    def errors_logged(self) -> int:
+        """Lines of the stack's own log that report a failure (rule actions, functions)."""
+        text = self.log.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if line.startswith(("ERROR", "WARNING")))
+
+
+# ---------- one run ----------
+def run(scenario: Scenario, ramp_s: float, processes: int, progress: bool, keep: bool) -> None:
+    root = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    stack = StackProcess(root / "stack")
+    stop = threading.Event()
+    budget = ramp_s + scenario.duration_s + OVERHEAD_S + OVERHEAD_PER_DEVICE_S * scenario.devices
+    watchdog = threading.Timer(budget, stop.set)
+    watchdog.daemon = True
+    failed = True
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(lambda: _cleanup(root, failed))
+        cleanup.callback(stack.stop)
+        cleanup.callback(watchdog.cancel)
+        info = stack.start()
+        stack_pids = stack.pids()
+        meter = ProcessMeter(lambda: {**stack_pids, "agents": agent_pids()})
+        meter.start()
+        load_before = os.getloadavg()
+        opts = SimulateOptions(
+            devices=scenario.devices,
+            duration_s=scenario.duration_s,
+            interval_s=1.0,
+            state=Path(info.state_dir),
+            fleet="fleet",
+            site="fleet-bench",
+            batch_age_s=scenario.batch_age_s,
+            ramp_s=ramp_s,
+            health_interval_s=scenario.health_s,
+            count_api_readings=False,
+            processes=processes,
+        )
+        stream = sys.stderr if progress else cleanup.enter_context(open(root / "progress.log", "w"))
+        simulation = Simulation(opts, ApiClient(info.api_url, info.api_token), stream)
+        watchdog.start()
+        summary = simulation.run(stop)
+        meter.stop()
+        if stop.is_set():
+            raise BenchError(f"the run exceeded its bound of {budget:.0f} s: see {root}")
+        report(scenario, ramp_s, summary, simulation, meter, stack, load_before)
+        failed = keep or not summary.ok  # a loss keeps the logs
+
+
+def _cleanup(root: Path, failed: bool) -> None:
+    if failed:
+        print(f"kept: {root} (landing journal: stack/logs/landings.jsonl)", file=sys.stderr)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def report(
+    scenario: Scenario,
+    ramp_s: float,
+    s: SimulationSummary,
+    simulation: Simulation,
+    meter: ProcessMeter,
+    stack: StackProcess,
+    load_before: tuple[float, float, float],
+) -> None:
+    stop_ms = simulation.stopped_at_ms or 0
+    running = latencies([item for item in simulation.landed if item.sent_at_ms < stop_ms])
+    stopping = latencies([item for item in simulation.landed if item.sent_at_ms >= stop_ms])
+    device_gap = s.readings - s.acknowledged_readings - s.queued_at_stop
+    lost = device_gap + s.lost_readings
+    met = lost == 0 and s.lost_batches == 0 and (running["p99"] or 0) <= scenario.p99_target_ms
+    print(
+        f"fleet on the local stack: {scenario.devices} machines, {scenario.duration_s:.0f} s "
+        f"after a {ramp_s:.0f} s ramp, batches <= {scenario.batch_age_s:g} s / 4,800 B, "
+        f"1 reading/s per sensor, health every {scenario.health_s:g} s; agents in "
+        f"{simulation.opts.processes} process(es)"
+    )
+    print(
+        f"  readings taken {s.readings}; acknowledged {s.acknowledged_readings} in "
+        f"{s.acknowledged} batches; still queued on the machines at stop {s.queued_at_stop}"
+    )
+    print(
+        f"  landed in S3 {s.landed_readings} readings in {s.landed} batches "
+        f"({s.in_bucket} found again by listing the bucket); refused {s.refused}"
+    )
+    print(
+        f"  lost {lost} readings ({s.lost_batches} acknowledged batches never landed, "
+        f"{device_gap} readings unaccounted for on the machines)"
+    )
+    print(
+        f"  sentAt -> stored in S3, {running['n']} batches while running: p50 {running['p50']} ms"
+        f"  p90 {running['p90']}  p99 {running['p99']}  max {running['max']}  (target: zero loss,"
+        f" p99 <= {scenario.p99_target_ms} ms: {'met' if met else 'NOT met'})"
+    )
+    print(
+        f"  same, {stopping['n']} partial batches sent as the machines all stop in the same "
+        f"second: p50 {stopping['p50']} ms  p99 {stopping['p99']}  max {stopping['max']}"
+    )
+    hop, put = breakdown(journal_path(stack.state), s.run_id, stop_ms)
+    print(
+        f"  of which sentAt -> a rules worker takes it: p50 {hop['p50']} ms  p99 {hop['p99']};"
+        f"  its S3 put: p50 {put['p50']} ms  p99 {put['p99']}"
+    )
+    window = None
+    if simulation.started_at is not None and simulation.stopped_at is not None:
+        window = meter.window(simulation.started_at, simulation.stopped_at)
+    if window is not None:
+        first, last = window
+        span = last.at - first.at
+        shares = {n: 100 * (last.cpu[n] - first.cpu[n]) / span for n in first.cpu}
+        other = 100 * (last.busy - first.busy) / span - sum(shares.values())
+        cpu = "  ".join(f"{n} {v:.0f}%" for n, v in shares.items())
+        rss = "  ".join(f"{n} {v:.0f} MB" for n, v in last.rss.items())
+        print(f"  CPU (share of one core, 2 cores in all): {cpu}  other {max(0.0, other):.0f}%")
+        print(f"  resident memory: {rss}")
+    print(
+        f"  load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"warnings and errors logged by the stack: {stack.errors_logged()}"
+    )
+
+
+def breakdown(journal: Path, run_id: str, stop_ms: int) -> tuple[dict[str, Any], ...]:
+    """Time to the rules engine and time of the S3 put, for the run's batches while running."""
+    hop, put = [], []
+    for line in JournalReader(journal, from_start=True).read_new():
+        if line.get("runId") == run_id and int(line.get("sentAt", stop_ms)) < stop_ms:
+            hop.append(int(line["receivedMs"]) - int(line["sentAt"]))
+            put.append(int(line["storedMs"]) - int(line["receivedMs"]))
+    return tuple(
+        {name: percentile(values, q) for name, q in (("p50", 0.5), ("p99", 0.99))}
+        for values in (hop, put)
+    )
+
+
+def latencies(landed: list[Landed]) -> dict[str, int | None]:
+    values = [item.latency_ms for item in landed]
+    out = {name: percentile(values, q) for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+    return {**out, "max": max(values, default=None), "n": len(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="quick")
+    parser.add_argument("--devices", type=int, help="machines (default: the scenario's)")
+    parser.add_argument("--duration", type=float, help="seconds after the ramp")
+    parser.add_argument("--batch-age", type=float, help="seconds a batch may wait")
+    parser.add_argument("--health", type=float, help="seconds between health messages (60)")
+    parser.add_argument(
+        "--ramp", type=float, help="seconds over which machines start (default: one batch age)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help=f"agent worker processes (default: one per {DEVICES_PER_PROCESS} machines)",
+    )
+    parser.add_argument("--progress", action="store_true", help="progress lines on stderr")
+    parser.add_argument("--keep", action="store_true", help="keep the state folder and logs")
+    args = parser.parse_args()
+    base = SCENARIOS[args.scenario]
+    scenario = Scenario(
+        devices=args.devices or base.devices,
+        duration_s=args.duration or base.duration_s,
+        batch_age_s=args.batch_age or base.batch_age_s,
+        p99_target_ms=base.p99_target_ms,
+        health_s=args.health or base.health_s,
+    )
+    for name, value in (("--devices", scenario.devices), ("--duration", scenario.duration_s)):
+        if value <= 0:
+            parser.error(f"{name}: expected a number above 0")
+    ramp_s = scenario.batch_age_s if args.ramp is None else args.ramp
+    processes = args.processes or math.ceil(scenario.devices / DEVICES_PER_PROCESS)
+    # The agents' own warnings (disconnected at stop, a thousand times) are not figures.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(scenario, ramp_s, processes, args.progress, args.keep)
+    except BenchError as exc:
+        print(f"bench_fleet_scale: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
