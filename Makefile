@@ -26,7 +26,7 @@ e2e: install mosquitto chromium
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chantier device cloud provisioning
+	$(VENV)/bin/mypy chantier device cloud provisioning commands
 	$(VENV)/bin/cfn-lint cloud/template.yaml
 
 bench: install mosquitto

@@ -14,12 +14,12 @@ from chantier import __version__
 # `chantier agent` on a Pi from loading boto3, and `chantier alerts` from loading awscrt.
 COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("device.cli", "run and inspect the edge agent on a Pi"),
-    "provision": ("provisioning.cli", "certificate authority, device certificates, audit"),
-    "stack": ("cloud.local.cli", "the local stack: broker, AWS APIs, rules engine, API"),
-    "demo": ("cloud.local.demo", "provision a simulated site and watch the whole pipeline"),
-    "alerts": ("cloud.alerts.cli", "list, acknowledge, snooze, disable and enable alerts"),
-    "simulate": ("cloud.api.simulate_cli", "run a fleet of simulated machines through the API"),
-    "runs": ("cloud.api.runs_cli", "list, show and finish simulation runs"),
+    "provision": ("commands.provision", "certificate authority, device certificates, audit"),
+    "stack": ("commands.stack", "the local stack: broker, AWS APIs, rules engine, API"),
+    "demo": ("commands.demo", "provision a simulated site and watch the whole pipeline"),
+    "alerts": ("commands.alerts", "list, acknowledge, snooze, disable and enable alerts"),
+    "simulate": ("commands.simulate", "run a fleet of simulated machines through the API"),
+    "runs": ("commands.runs", "list, show and finish simulation runs"),
 }
 
 

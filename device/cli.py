@@ -185,10 +185,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
             return 2
         thing = thing or config.thing
         out = out or config.key.parent
-    try:
-        from provisioning.csr import generate_key_and_csr
-    except ImportError:
-        from device.keys import generate_key_and_csr
+    from chantier.keys import generate_key_and_csr
+
     try:
         key_path, csr_path = generate_key_and_csr(thing, Path(out))
     except (OSError, ValueError) as exc:

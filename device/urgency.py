@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from chantier.alerts.rules import RulesError, RuleSet, is_urgent, load_rules
+
 
 class UrgencyError(ValueError):
     """The alert rules file could not be loaded for the edge check."""
@@ -17,7 +19,7 @@ class Urgency(Protocol):
 
 
 class NeverUrgent:
-    """No edge rules: batching only."""
+    """No edge rules: batching only (tests and benchmarks that measure batching alone)."""
 
     def urgent(self, sensor: str, reading: dict[str, Any]) -> bool:
         return False
@@ -26,32 +28,20 @@ class NeverUrgent:
 class RulesUrgency:
     """The cloud's own rules file, evaluated on each reading against the previous one."""
 
-    def __init__(self, equipment: str, rules_file: Path | None = None) -> None:
-        # imported here: the rules engine is optional on a device build
-        from cloud.alerts.rules import RulesError, is_urgent, load_rules
-
-        try:
-            self._rules = load_rules(rules_file)
-        except RulesError as exc:
-            raise UrgencyError(str(exc)) from exc
-        self._is_urgent = is_urgent
+    def __init__(self, equipment: str, rules: RuleSet | None = None) -> None:
+        self._rules = rules if rules is not None else load_rules()
         self._equipment = equipment
         self._previous: dict[str, dict[str, Any]] = {}
 
     def urgent(self, sensor: str, reading: dict[str, Any]) -> bool:
         previous = self._previous.get(sensor)
         self._previous[sensor] = reading
-        return self._is_urgent(self._rules, self._equipment, sensor, reading, previous)
+        return is_urgent(self._rules, self._equipment, sensor, reading, previous)
 
 
 def default_urgency(equipment: str, rules_file: Path | None) -> Urgency:
-    """Rules-based check when the rules engine is installed, else batching only."""
+    """The rules file's check for this equipment (the packaged file unless one is given)."""
     try:
-        return RulesUrgency(equipment, rules_file)
-    except ImportError:
-        if rules_file is not None:
-            raise UrgencyError(
-                f"rules_file {rules_file} is set but the rules engine (cloud.alerts) is not "
-                "installed: expected it in this build"
-            ) from None
-        return NeverUrgent()
+        return RulesUrgency(equipment, load_rules(rules_file))
+    except RulesError as exc:
+        raise UrgencyError(str(exc)) from exc

@@ -1,10 +1,9 @@
-"""Where certificates come from: the local CA (local stack) or AWS IoT, behind one interface."""
+"""Where certificates come from: one interface, with AWS IoT's backend here (the local stack's
+lives in cloud/local/provisioning.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,10 +12,10 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from provisioning.ca import CertificateAuthority, check_csr
-from provisioning.csr import generate_key_and_csr
-from provisioning.errors import ProvisioningError
-from provisioning.policy import DEVICE_POLICY_NAME, device_policy_document
+from chantier.keys import generate_key_and_csr
+from provisioning.ca import check_csr
+from provisioning.errors import CredentialsMissingError, ProvisioningError
+from provisioning.policy import DEVICE_POLICY_NAME
 from provisioning.registry import CertificateRecord, Registry
 from provisioning.rootca import amazon_root_ca_1
 
@@ -64,101 +63,6 @@ class Backend(Protocol):
     def after_change(self) -> str | None: ...
 
     def ca_status(self) -> CaStatus | None: ...
-
-
-class LocalBackend:
-    """Local CA signs; moto's registry records; the broker's CRL and ACL enforce."""
-
-    mode = "local"
-
-    def __init__(
-        self,
-        ca: CertificateAuthority,
-        registry: Registry,
-        broker: tuple[str, int],
-        *,
-        refresh: Callable[[], None] | None = None,
-        policy_document: dict[str, Any] | None = None,
-        region: str = "eu-west-3",
-        account_id: str = "123456789012",
-        cert_days: int = 365,
-    ) -> None:
-        self.ca = ca
-        self.registry = registry
-        self._broker = broker
-        self._refresh = refresh
-        self._policy = policy_document or device_policy_document(region, account_id)
-        self._cert_days = cert_days
-        self._deferred = False
-        self._dirty = False
-
-    def endpoint(self) -> tuple[str, int]:
-        return self._broker
-
-    def root_ca_pem(self) -> bytes:
-        return self.ca.cert_path.read_bytes()
-
-    def ensure_device_policy(self) -> None:
-        self.registry.ensure_policy(DEVICE_POLICY_NAME, self._policy)
-
-    def issue(self, thing: str, csr_pem: bytes | None, workdir: Path) -> Issued:
-        made = self.ca.issue_client_certificate(
-            thing, workdir, csr_pem=csr_pem, days=self._cert_days
-        )
-        pem = made.cert_path.read_bytes()
-        try:
-            certificate_id, arn = self.registry.register_certificate(pem.decode())
-        except BaseException:
-            # Signed but never registered: put it on the CRL so it is worth nothing.
-            self.ca.revoke(made.serial)
-            raise
-        return Issued(certificate_id, arn, pem, made.key_path, made.serial, made.not_after)
-
-    def revoke(self, certificate: CertificateRecord) -> None:
-        if certificate.serial is not None:
-            self.ca.revoke(certificate.serial)
-        self.registry.set_certificate_status(certificate.certificate_id, "REVOKED")
-
-    def discard(self, issued: Issued) -> None:
-        self.ca.revoke(issued.serial)
-        self.registry.set_certificate_status(issued.certificate_id, "REVOKED")
-        self.registry.delete_certificate(issued.certificate_id)
-
-    @contextlib.contextmanager
-    def deferred_refresh(self) -> Iterator[list[str]]:
-        """Refresh the broker once at the end of a batch instead of after every device."""
-        warnings: list[str] = []
-        self._deferred, self._dirty = True, False
-        try:
-            yield warnings
-        finally:
-            self._deferred = False
-            if self._dirty:
-                warning = self.after_change()
-                if warning:
-                    warnings.append(warning)
-
-    def after_change(self) -> str | None:
-        """Reload the broker's ACL and CRL; a warning to show when that was not possible."""
-        if self._deferred:
-            self._dirty = True
-            return None
-        if self._refresh is None:
-            return "the broker was not refreshed (no local stack running): restart it to apply"
-        try:
-            self._refresh()
-        except Exception as exc:
-            return f"the broker could not be refreshed ({exc}): restart the local stack to apply it"
-        return None
-
-    def ca_status(self) -> CaStatus | None:
-        crl = self.ca.load_crl()
-        return CaStatus(
-            subject=self.ca.subject,
-            not_after=self.ca.not_after,
-            crl_next_update=crl.next_update_utc,
-            revoked_serials=frozenset(self.ca.revoked_serials()),
-        )
 
 
 class AwsBackend:
@@ -222,10 +126,28 @@ class AwsBackend:
         return None
 
 
-def load_policy_file(path: Path) -> dict[str, Any] | None:
-    """The resolved device policy the local stack wrote for its broker, if there is one."""
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+def aws_backend(
+    *, region: str | None = None, profile: str | None = None, iot: Any = None
+) -> AwsBackend:
+    """Backend for AWS IoT Core with the default credential chain (or an injected client)."""
+    if iot is None:
+        import boto3
+        from botocore.exceptions import ProfileNotFound
+
+        try:
+            session = boto3.Session(profile_name=profile, region_name=region)
+        except ProfileNotFound:
+            raise CredentialsMissingError(
+                f"AWS profile {profile!r} not found: check ~/.aws/config or drop --profile"
+            ) from None
+        if session.get_credentials() is None:
+            raise CredentialsMissingError(
+                "no AWS credentials found: run `aws configure` or `aws sso login`, set "
+                "AWS_PROFILE, or drop --aws to use the local stack"
+            )
+        if not session.region_name:
+            raise CredentialsMissingError(
+                "no AWS region set: pass --region or set AWS_REGION (e.g. eu-west-3)"
+            )
+        iot = session.client("iot")
+    return AwsBackend(Registry(iot))

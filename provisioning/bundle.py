@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from provisioning.files import make_private_dir, write_private, write_public
+from chantier.files import make_private_dir, write_private, write_public
 
 MANIFEST = "bundle.json"
 ROOT_CA = "root-ca.pem"

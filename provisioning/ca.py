@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provisioning.files import make_private_dir, write_private, write_public
+from chantier.files import make_private_dir, write_private, write_public
+from chantier.keys import new_private_key, private_key_pem
 
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
@@ -56,19 +57,6 @@ class IssuedCertificate:
 def certificate_id(cert: x509.Certificate) -> str:
     """SHA-256 of the DER encoding, hex: the same form as AWS IoT's certificateId."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
-def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    """Unencrypted SEC1 PEM, the form Mosquitto, OpenSSL and the AWS CRT all read."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
-def new_private_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
 
 
 def common_name_of(name: x509.Name) -> str | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chantier.names import check_name
 from chantier.telemetry import EQUIPMENT
-from provisioning.auditlog import AuditLog
+from provisioning.audit_log import AuditLog
 from provisioning.backends import Backend
 from provisioning.bundle import (
     AgentSettings,

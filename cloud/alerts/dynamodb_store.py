@@ -41,7 +41,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cloud.alerts.model import OPEN_STATES, AlertKey, AlertState, State, ThingSeen, Transition
+from cloud.alerts.records import OPEN_STATES, AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.store import ConflictError
 
 log = logging.getLogger(__name__)

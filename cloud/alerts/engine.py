@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from chantier.alerts.detectors import begin_batch, durable, observe, persistable
+from chantier.alerts.fields import field_value
+from chantier.alerts.rules import THING_SENSOR, Rule, RuleSet
 from cloud.alerts import state as lifecycle
-from cloud.alerts.detectors import begin_batch, durable, observe, persistable
-from cloud.alerts.fields import field_value
-from cloud.alerts.model import AlertKey, AlertState, State, ThingSeen, Transition
-from cloud.alerts.rules import THING_SENSOR, Rule, RuleSet
+from cloud.alerts.records import AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.store import AlertStore, ConflictError
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cloud.alerts.model import Transition
-from cloud.alerts.rules import SEVERITIES, SEVERITY_RANK
+from chantier.alerts.rules import SEVERITIES, SEVERITY_RANK
+from cloud.alerts.records import Transition
 
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 

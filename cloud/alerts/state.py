@@ -7,7 +7,8 @@ names it uniquely within its key.
 
 from __future__ import annotations
 
-from cloud.alerts.model import (
+from chantier.alerts.rules import SEVERITY_RANK
+from cloud.alerts.records import (
     ALLOWED,
     SYSTEM,
     AlertState,
@@ -15,7 +16,6 @@ from cloud.alerts.model import (
     State,
     Transition,
 )
-from cloud.alerts.rules import SEVERITY_RANK
 
 
 def move(

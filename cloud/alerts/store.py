@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from cloud.alerts.model import AlertKey, AlertState, State, ThingSeen, Transition
+from cloud.alerts.records import AlertKey, AlertState, State, ThingSeen, Transition
 
 
 class ConflictError(RuntimeError):

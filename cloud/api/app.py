@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from cloud.api.dashboard_routes import register as register_dashboard
 from cloud.api.errors import ApiError, RunNotFoundError
 from cloud.api.identity import Identity, identity_from_event
 from cloud.api.models import RUN_ID_PATTERN, FinishRunRequest, StartRunRequest
@@ -20,7 +21,6 @@ from cloud.api.openapi import finish_document
 from cloud.api.runs import COMPLETED, FAILED, Run, RunService
 from cloud.api.sensors import ReadingFilter, SensorDataService
 from cloud.api.validation_text import describe_errors
-from cloud.dashboard.routes import register as register_dashboard
 
 _RUN_ID_RE = re.compile(RUN_ID_PATTERN)
 API_TITLE = "Chantier Connecté API"

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cloud.alerts.model import AlertKey, AlertState, Transition
-from cloud.alerts.rules import THING_SENSOR, RuleSet
+from chantier.alerts.rules import THING_SENSOR, RuleSet
+from cloud.alerts.records import AlertKey, AlertState, Transition
 from cloud.dashboard.status import chart_levels, machine_status, offline_minutes, worst
 
 SEVERITIES = ("info", "warning", "critical")
@@ -18,7 +18,7 @@ DEFAULT_WINDOW_MS = 30 * 60_000
 FIELDS = ("temperature", "humidity", "pressure")
 
 
-class ThingNotFoundError(LookupError):
+class UnknownMachineError(LookupError):
     """No machine of that name has ever sent data or had an alert."""
 
 
@@ -140,7 +140,7 @@ class DashboardService:
         machine = self.reader.machine(thing)
         states = self.alerts.list_states(thing=thing, open_only=False)
         if machine is None and not states:
-            raise ThingNotFoundError(
+            raise UnknownMachineError(
                 f"machine {thing[:80]!r} is unknown: it never sent data nor had an alert"
             )
         if machine is None:

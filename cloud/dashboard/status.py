@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cloud.alerts.rules import RuleSet
+from chantier.alerts.rules import RuleSet
 
 OK, WARNING, CRITICAL, OFFLINE = "ok", "warning", "critical", "offline"
 # Worst first: an offline machine says nothing about its temperatures, so it wins over all.

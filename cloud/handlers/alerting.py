@@ -39,9 +39,9 @@ def alert_engine(
     """The engine on the alerts table, with an SNS notifier when a topic is configured."""
     import boto3
 
+    from chantier.alerts.rules import load_rules
     from cloud.alerts.dynamodb_store import DynamoAlertStore
     from cloud.alerts.notifier import SnsNotifier
-    from cloud.alerts.rules import load_rules
 
     if not env.get("ALERTS_TABLE"):
         raise HandlerConfigError("environment variable ALERTS_TABLE: expected the table name")

@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from cloud.api.app import Services, build_app
 from cloud.api.runs import RunService
 from cloud.api.sensors import SensorDataService
-from cloud.handlers.wiring import Handler, LazyHandler, powertools
+from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
 
 # Most requests (reads) add no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

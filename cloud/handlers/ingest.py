@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chantier.telemetry import encode_message
-from cloud.handlers.wiring import Handler, LazyHandler, powertools
+from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
 from cloud.ingest.error_archive import ErrorArchive
 from cloud.ingest.readings_store import ReadingsStore
 from cloud.ingest.validation import validate_document

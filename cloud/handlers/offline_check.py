@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cloud.handlers.wiring import Handler, LazyHandler, powertools
+from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
 
 
 def build(

@@ -22,7 +22,7 @@ from cloud.analytics.rollups import (
     to_json_lines,
 )
 from cloud.analytics.sources import hourly_cost, machine_days, transitions, write_day
-from cloud.handlers.wiring import Handler, LazyHandler, powertools
+from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
 
 MAX_DATES = 31
 

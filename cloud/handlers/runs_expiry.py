@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cloud.handlers.api import run_service
-from cloud.handlers.wiring import Handler, LazyHandler, powertools
+from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
 
 
 def build(

@@ -19,8 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from chantier.alerts.rules import load_rules  # noqa: E402
 from cloud.alerts.engine import AlertEngine  # noqa: E402
-from cloud.alerts.rules import load_rules  # noqa: E402
 from cloud.alerts.store import InMemoryAlertStore  # noqa: E402
 
 T0 = 1_763_733_600_000
@@ -122,7 +122,7 @@ def measure(name: str, make: Callable[[int, random.Random], dict[str, Any]], bat
 def cold_import_ms() -> float:
     code = (
         "import time; t=time.perf_counter(); "
-        "import cloud.alerts.engine, cloud.alerts.rules as r; r.load_rules(); "
+        "import cloud.alerts.engine, chantier.alerts.rules as r; r.load_rules(); "
         "print((time.perf_counter()-t)*1000)"
     )
     runs = [

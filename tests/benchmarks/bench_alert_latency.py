@@ -42,8 +42,8 @@ from support.alert_stack import (  # noqa: E402
 )
 from support.localstack import DeviceConnection  # noqa: E402
 
-from cloud.local.fleet import provision_machine  # noqa: E402
 from cloud.local.stack import LocalStack  # noqa: E402
+from commands.simulator.fleet import provision_machine  # noqa: E402
 from device.mqtt import ACKED  # noqa: E402
 
 RULE = "engine-overheat"

@@ -53,11 +53,11 @@ import chantier  # noqa: E402
 from chantier.names import topic  # noqa: E402
 from chantier.telemetry import encode_message  # noqa: E402
 from cloud.alerts.engine import SEEN_REFRESH_MS  # noqa: E402
-from cloud.local.fleet import BASIC_INGEST_PREFIX, Machine, provision_machine  # noqa: E402
 from cloud.local.functions import LocalFunctions  # noqa: E402
 from cloud.local.scheduler import rate_seconds, scheduled_event  # noqa: E402
 from cloud.local.stack import LocalStack  # noqa: E402
 from cloud.local.template import LocalTemplate  # noqa: E402
+from commands.simulator.fleet import BASIC_INGEST_PREFIX, Machine, provision_machine  # noqa: E402
 from device.batcher import Envelope, fit_readings, message_dict, reading_dict  # noqa: E402
 from device.config import AgentConfig  # noqa: E402
 from device.health import SENSOR_OK, SensorStatus, health_message  # noqa: E402

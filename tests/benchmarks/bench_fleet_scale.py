@@ -13,9 +13,9 @@ Options override the scenario's figures; the target stays the scenario's.
 
 The local stack runs as `chantier stack up` in its own process (moto and Mosquitto are its
 children), in a temporary folder, on free ports of 127.0.0.1. The machines run through
-`chantier simulate`'s code (cloud/api/simulate.py): each is the real agent with its durable
+`chantier simulate`'s code (commands/simulator/runner.py): each is the real agent with its durable
 SQLite queue and its own MQTT connection over mutual TLS, tagged with the run; they are shared
-among worker processes (one per 250 machines, cloud/api/agent_runner.py) and start one after the
+among worker processes (one per 250 machines, commands/simulator/agents.py) and start one after the
 other over one batch age (--ramp), as a fleet's clocks are not aligned.
 
 End-to-end latency is measured per batch, from its `sentAt` (the agent's wall clock when it
@@ -63,11 +63,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT)]
 
-from cloud.api.client import ApiClient  # noqa: E402
-from cloud.api.landing import Landed, percentile  # noqa: E402
-from cloud.api.simulate import SimulateOptions, Simulation, SimulationSummary  # noqa: E402
 from cloud.local.landings import JournalReader, journal_path  # noqa: E402
 from cloud.local.stackinfo import StackInfo, StackNotRunningError  # noqa: E402
+from commands.api_client import ApiClient  # noqa: E402
+from commands.simulator.landings import Landed, percentile  # noqa: E402
+from commands.simulator.runner import SimulateOptions, Simulation, SimulationSummary  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STACK_START_S = 120.0
@@ -77,7 +77,7 @@ SAMPLE_S = 1.0
 OVERHEAD_S = 120.0
 OVERHEAD_PER_DEVICE_S = 0.25
 # Agents per worker process: more in one interpreter and its GIL becomes the bottleneck
-# (cloud/api/agent_runner.py).
+# (commands/simulator/agents.py).
 DEVICES_PER_PROCESS = 250
 
 

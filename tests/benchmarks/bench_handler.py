@@ -31,8 +31,8 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "chantier")
 
 from aws_lambda_powertools import Logger, Metrics  # noqa: E402
 
+from chantier.alerts.rules import load_rules  # noqa: E402
 from cloud.alerts.engine import AlertEngine  # noqa: E402
-from cloud.alerts.rules import load_rules  # noqa: E402
 from cloud.alerts.store import InMemoryAlertStore  # noqa: E402
 from cloud.handlers.ingest import IngestService  # noqa: E402
 

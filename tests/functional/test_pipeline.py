@@ -13,8 +13,8 @@ from support.localstack import DeviceConnection, Tap
 
 from chantier.names import parse_topic, strip_basic_ingest, topic
 from chantier.s3keys import raw_key
-from cloud.local.fleet import BASIC_INGEST_PREFIX, agent_config, provision_machine
 from cloud.local.stack import LocalStack
+from commands.simulator.fleet import BASIC_INGEST_PREFIX, agent_config, provision_machine
 from device.agent import Agent
 from device.config import FaultConfig
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from chantier.names import topic
 from chantier.telemetry import encode_message
-from cloud.local.fleet import BASIC_INGEST_PREFIX, Machine
 from cloud.local.stack import LocalStack
+from commands.simulator.fleet import BASIC_INGEST_PREFIX, Machine
 
 SECOND = 1000
 

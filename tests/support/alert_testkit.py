@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chantier.alerts.rules import RuleSet, load_rules
 from cloud.alerts.engine import AlertEngine
-from cloud.alerts.model import Transition
-from cloud.alerts.rules import RuleSet, load_rules
+from cloud.alerts.records import Transition
 from cloud.alerts.store import InMemoryAlertStore
 
 T0 = 1_763_733_600_000  # 2025-11-21T14:00:00Z

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chantier.names import topic
-from cloud.local.fleet import BASIC_INGEST_PREFIX, provision_machine
 from cloud.local.stack import LocalStack
+from commands.simulator.fleet import BASIC_INGEST_PREFIX, provision_machine
 from support.localstack import DeviceConnection
 
 STEP_MS = 5_000

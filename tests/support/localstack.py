@@ -6,8 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud.local.fleet import Machine
 from cloud.local.stack import LocalStack
+from commands.simulator.fleet import Machine
 from device.mqtt import MqttPublisher, PublishOutcome
 
 

@@ -13,11 +13,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
+from chantier.alerts.rules import load_rules
 from cloud.alerts.dynamodb_store import DynamoAlertStore
 from cloud.alerts.engine import AlertEngine
-from cloud.alerts.model import AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.notifier import SnsNotifier
-from cloud.alerts.rules import load_rules
+from cloud.alerts.records import AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.store import ConflictError
 
 pytestmark = pytest.mark.functional

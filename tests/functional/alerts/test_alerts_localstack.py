@@ -21,8 +21,8 @@ from support.alert_stack import (
 )
 from support.localstack import DeviceConnection
 
-from cloud.local.fleet import provision_machine
 from cloud.local.stack import LocalStack
+from commands.simulator.fleet import provision_machine
 from device.mqtt import ACKED
 
 pytestmark = pytest.mark.functional

@@ -22,9 +22,9 @@ from support.alert_stack import (
 )
 from support.localstack import DeviceConnection
 
-from cloud.alerts.rules import DEFAULT_RULES_FILE
-from cloud.local.fleet import provision_machine
+from chantier.alerts.rules import DEFAULT_RULES_FILE
 from cloud.local.stack import LocalStack
+from commands.simulator.fleet import provision_machine
 from device.mqtt import ACKED
 
 pytestmark = pytest.mark.functional

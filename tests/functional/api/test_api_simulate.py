@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from support.api_http import call, interrupt_all, start_body
 
-from cloud.api.client import ApiClient
-from cloud.api.simulate import SimulateOptions, Simulation, SimulationRefusedError
 from cloud.local.stack import LocalStack
+from commands.api_client import ApiClient
+from commands.simulator.runner import SimulateOptions, Simulation, SimulationRefusedError
 
 pytestmark = pytest.mark.functional
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from chantier.keys import generate_key_and_csr
 from provisioning.ca import CertificateAuthority
-from provisioning.csr import generate_key_and_csr
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from provisioning.backends import LocalBackend
+from chantier.keys import generate_key_and_csr
+from cloud.local.provisioning import LocalBackend
 from provisioning.bundle import AgentSettings
 from provisioning.ca import CertificateAuthority, IssuedCertificate
-from provisioning.csr import generate_key_and_csr
 from provisioning.registry import Registry
 from provisioning.service import DeviceSpec, Provisioner, ProvisionResult
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from support.alert_testkit import MINUTE, RULES, SECOND, T0
 
-from cloud.alerts.detectors import begin_batch, durable, observe, persistable
-from cloud.alerts.fields import dew_point, field_value
-from cloud.alerts.rules import Rule
+from chantier.alerts.detectors import begin_batch, durable, observe, persistable
+from chantier.alerts.fields import dew_point, field_value
+from chantier.alerts.rules import Rule
 
 
 def run(rule: Rule, values: list[float], step: int = SECOND, start: int = T0) -> list[str | None]:

@@ -20,7 +20,7 @@ from support.alert_testkit import (
 )
 
 from cloud.alerts.engine import UnknownRuleError, dropped_counter
-from cloud.alerts.model import ALLOWED, AlertKey, InvalidTransitionError, State
+from cloud.alerts.records import ALLOWED, AlertKey, InvalidTransitionError, State
 from cloud.alerts.store import ConflictError, InMemoryAlertStore
 
 OVERHEAT = AlertKey("exc-01", "engine", "engine-overheat")
@@ -345,8 +345,8 @@ class FlakyStore(InMemoryAlertStore):
 
 
 def test_conflict_is_reevaluated_not_duplicated() -> None:
+    from chantier.alerts.rules import load_rules
     from cloud.alerts.engine import AlertEngine
-    from cloud.alerts.rules import load_rules
 
     store = FlakyStore()
     engine = AlertEngine(load_rules(), store, clock=lambda: T0 + MINUTE)

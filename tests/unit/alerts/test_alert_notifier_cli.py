@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from support.alert_testkit import MINUTE, T0, batch, make_engine
 
-from cloud.alerts import cli
 from cloud.alerts.notifier import NotifierConfigError, SnsNotifier, render
+from commands import alerts as cli
 
 
 class FakeSns:

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.alert_testkit import MINUTE, SECOND, T0, Clock, batch
 
+from chantier.alerts.rules import load_rules
 from cloud.alerts.engine import AlertEngine, UnknownRuleError
-from cloud.alerts.model import ALLOWED, OPEN_STATES, AlertKey, InvalidTransitionError, State
-from cloud.alerts.rules import load_rules
+from cloud.alerts.records import ALLOWED, OPEN_STATES, AlertKey, InvalidTransitionError, State
 from cloud.alerts.store import InMemoryAlertStore
 
 RULES = load_rules()

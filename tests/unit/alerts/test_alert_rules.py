@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from support.alert_testkit import RULES
 
-from cloud.alerts.rules import (
+from chantier.alerts.rules import (
     EQUIPMENT,
     RulesError,
     crossing_levels,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cloud.api.landing import LandingWatcher, percentile
 from cloud.local.landings import JournalReader, LandingJournal, journal_path, landing_line
+from commands.simulator.landings import LandingWatcher, percentile
 
 BATCH = {
     "schema": 1,

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from chantier.alerts.rules import load_rules
 from cloud.alerts.engine import AlertEngine
-from cloud.alerts.model import AlertKey, State
-from cloud.alerts.rules import load_rules
+from cloud.alerts.records import AlertKey, State
 from cloud.alerts.store import InMemoryAlertStore
-from cloud.dashboard.service import DashboardService, ThingNotFoundError
+from cloud.dashboard.service import DashboardService, UnknownMachineError
 
 NOW = 1_800_000_000_000
 
@@ -92,7 +92,7 @@ def test_acknowledge_and_snooze_record_the_user(service: DashboardService) -> No
 
 
 def test_unknown_machine_and_filters(service: DashboardService) -> None:
-    with pytest.raises(ThingNotFoundError, match="never sent data"):
+    with pytest.raises(UnknownMachineError, match="never sent data"):
         service.machine("nope-01")
     assert [a["rule"] for a in service.open_alerts(None, {"critical"})] == ["engine-overheat"]
     assert service.open_alerts(None, {"info"}) == []

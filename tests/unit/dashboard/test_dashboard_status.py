@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud.alerts.rules import load_rules
+from chantier.alerts.rules import load_rules
 from cloud.dashboard.status import chart_levels, machine_status, offline_minutes, worst
 
 NOW = 1_800_000_000_000

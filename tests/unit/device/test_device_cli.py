@@ -81,7 +81,7 @@ def test_keygen_writes_private_key_0600_and_csr(tmp_path: Path) -> None:
 
 
 def test_device_fallback_keygen(tmp_path: Path) -> None:
-    from device.keys import generate_key_and_csr
+    from chantier.keys import generate_key_and_csr
 
     key, csr = generate_key_and_csr("gen-02", tmp_path / "k")
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600

@@ -10,7 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from provisioning.backends import AwsBackend, LocalBackend
+from cloud.local.provisioning import LocalBackend
+from provisioning.backends import AwsBackend
 from provisioning.bundle import AgentSettings
 from provisioning.ca import CertificateAuthority
 from provisioning.registry import Registry

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from provisioning.audit import (
+from provisioning.backends import CaStatus
+from provisioning.policy import device_policy_document, wildcard_grants
+from provisioning.registry import CertificateRecord
+from provisioning.security_audit import (
     Finding,
     Snapshot,
     at_or_above,
@@ -13,9 +16,6 @@ from provisioning.audit import (
     run_checks,
     take_snapshot,
 )
-from provisioning.backends import CaStatus
-from provisioning.policy import device_policy_document, wildcard_grants
-from provisioning.registry import CertificateRecord
 from provisioning.service import DeviceSpec, Provisioner
 
 THING = "${iot:Connection.Thing.ThingName}"

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from chantier.keys import generate_key_and_csr
 from provisioning.ca import CaError, CertificateAuthority, CsrMismatchError
-from provisioning.csr import generate_key_and_csr
 
 
 def mode(path: Path) -> int:

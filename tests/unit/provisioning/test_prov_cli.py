@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chantier.cli import main
-from provisioning.csr import generate_key_and_csr
+from chantier.keys import generate_key_and_csr
 from provisioning.policy import DEVICE_POLICY_NAME, device_policy_document
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from provisioning.csv_batch import Progress, read_fleet_csv, run_fleet
 from provisioning.errors import InvalidDeviceError
-from provisioning.fleet import Progress, read_fleet_csv, run_fleet
 from provisioning.service import Provisioner
 
 CSV = """thing,site,equipment,hourly_cost

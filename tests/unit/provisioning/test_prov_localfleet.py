@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from cloud.local.provisioning import provision_local_fleet
 from cloud.local.stackinfo import StackInfo
-from provisioning.localfleet import provision_local_fleet
 from provisioning.service import DeviceSpec
 
 SPECS = [
@@ -34,7 +34,9 @@ def stack_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, 
         rule_name="chantier_telemetry",
     ).save()
     calls: list[int] = []
-    monkeypatch.setattr("provisioning.modes._refresher", lambda _state: lambda: calls.append(1))
+    monkeypatch.setattr(
+        "cloud.local.provisioning._refresher", lambda _state: lambda: calls.append(1)
+    )
     return state, calls
 
 

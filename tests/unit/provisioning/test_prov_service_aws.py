@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from provisioning.backends import AwsBackend
-from provisioning.csr import generate_key_and_csr
+from chantier.keys import generate_key_and_csr
+from provisioning.backends import AwsBackend, aws_backend
 from provisioning.errors import CredentialsMissingError, ProvisioningError
-from provisioning.modes import aws_backend
 from provisioning.registry import Registry
 from provisioning.rootca import AMAZON_ROOT_CA_1, amazon_root_ca_1
 from provisioning.service import DeviceSpec, Provisioner

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from chantier.keys import generate_key_and_csr
 from provisioning.bundle import BundleExistsError
 from provisioning.ca import CertificateAuthority, CsrMismatchError
-from provisioning.csr import generate_key_and_csr
 from provisioning.errors import (
     InvalidDeviceError,
     ThingExistsError,
@@ -324,7 +324,7 @@ def test_audit_log_records_actions_and_never_key_material(
 def test_a_second_provisioner_on_the_same_registry_sees_the_thing(
     local: Provisioner, iot: Any, ca: CertificateAuthority, tmp_path: Path
 ) -> None:
-    from provisioning.backends import LocalBackend
+    from cloud.local.provisioning import LocalBackend
 
     local.provision(EXC)
     other = Provisioner(LocalBackend(ca, Registry(iot), ("127.0.0.1", 1)), tmp_path / "other")

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chantier.names import NAME_PATTERN
 from cloud.alerts.engine import UnknownRuleError
-from cloud.alerts.model import AlertKey, InvalidTransitionError
+from cloud.alerts.records import AlertKey, InvalidTransitionError
 from cloud.api.errors import ApiError, UnprocessableError
-from cloud.dashboard.service import SEVERITIES, DashboardService, ThingNotFoundError
+from cloud.dashboard.service import SEVERITIES, DashboardService, UnknownMachineError
 
 _NAME = re.compile(NAME_PATTERN)
 # Machine-wide alerts (offline, data loss) use the sensor id `*`.
@@ -122,7 +122,7 @@ def register(
         current = service()
         try:
             return _json(current.machine(_name(thing, "thing")))
-        except ThingNotFoundError as exc:
+        except UnknownMachineError as exc:
             raise DashboardNotFoundError(str(exc)) from None
 
     @app.get("/api/things/<thing>/readings", summary="A machine's readings per sensor over time")

@@ -11,8 +11,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cloud.api.client import ApiCallError, ApiConfigError, client_from
-from cloud.api.runs_cli import add_api_options
+from commands.api_client import ApiCallError, ApiConfigError, client_from
+from commands.runs import add_api_options
 
 EXIT_REFUSED = 2
 
@@ -31,13 +31,13 @@ def _positive(kind: type) -> Any:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from cloud.api.simulate import (
+    from cloud.local.stackinfo import StackNotRunningError, state_dir
+    from commands.simulator.runner import (
         SimulateOptions,
         Simulation,
         SimulationRefusedError,
         print_summary,
     )
-    from cloud.local.stackinfo import StackNotRunningError, state_dir
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     state = Path(args.state_dir).resolve() if args.state_dir else state_dir()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud.alerts.rules import SEVERITY_RANK, Rule
+from chantier.alerts.rules import SEVERITY_RANK, Rule
 
 RATE_BUCKETS = 12  # a rate window is kept as this many min/max buckets, not raw readings
 

@@ -53,7 +53,7 @@ def fleet_names(count: int) -> list[tuple[str, str]]:
 
 def provisioner(stack: LocalStack) -> Any:
     """The provisioning service in local mode, bound to this running stack."""
-    from provisioning.backends import LocalBackend
+    from cloud.local.provisioning import LocalBackend
     from provisioning.registry import Registry
     from provisioning.service import Provisioner
 

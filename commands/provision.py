@@ -14,14 +14,21 @@ from typing import Any
 
 from chantier.names import InvalidNameError
 from chantier.telemetry import EQUIPMENT
-from provisioning.audit import SEVERITIES, at_or_above, render_table, run_checks, take_snapshot
+from cloud.local.provisioning import local_ca, local_state_dir
+from commands.bootstrap import DEFAULT_OUT, open_provisioner, wants_aws
 from provisioning.bundle import AgentSettings, BundleExistsError
 from provisioning.ca import CA_CERT_FILE, CaError, CertificateAuthority, CsrMismatchError
+from provisioning.csv_batch import read_fleet_csv, run_fleet
 from provisioning.errors import ProvisioningError
-from provisioning.fleet import read_fleet_csv, run_fleet
-from provisioning.modes import DEFAULT_OUT, local_ca, local_state_dir, open_provisioner, wants_aws
 from provisioning.registry import CertificateRecord
 from provisioning.rootca import RootCaNotFoundError
+from provisioning.security_audit import (
+    SEVERITIES,
+    at_or_above,
+    render_table,
+    run_checks,
+    take_snapshot,
+)
 from provisioning.service import DeviceSpec, DeviceView, Provisioner
 
 EXIT_ERROR = 2

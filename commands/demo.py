@@ -100,8 +100,8 @@ def run_demo(
     opts: DemoOptions, stream: TextIO = sys.stdout, stop: threading.Event | None = None
 ) -> DemoSummary:
     """Run the demo; returns its summary. Setting `stop` ends it early and cleanly."""
-    from cloud.local.fleet import agent_config, fleet_names, provision_machine, provisioner
     from cloud.local.stack import LocalStack
+    from commands.simulator.fleet import agent_config, fleet_names, provision_machine, provisioner
     from device.agent import Agent
     from device.config import FaultConfig
 

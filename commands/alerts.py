@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cloud.alerts.model import OPEN_STATES, AlertState, InvalidTransitionError, State, Transition
-from cloud.alerts.rules import EQUIPMENT, SEVERITIES, SEVERITY_RANK, Rule, RulesError, load_rules
+from chantier.alerts.rules import EQUIPMENT, SEVERITIES, SEVERITY_RANK, Rule, RulesError, load_rules
+from cloud.alerts.records import OPEN_STATES, AlertState, InvalidTransitionError, State, Transition
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -267,7 +267,7 @@ def _list(args: argparse.Namespace) -> int:
 
 @_guarded
 def _history(args: argparse.Namespace) -> int:
-    from cloud.alerts.model import AlertKey
+    from cloud.alerts.records import AlertKey
 
     transitions = _store(args).history(AlertKey(args.thing, args.sensor, args.rule), args.limit)
     if args.json:

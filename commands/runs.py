@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cloud.api.client import ApiCallError, ApiClient, ApiConfigError, client_from
+from commands.api_client import ApiCallError, ApiClient, ApiConfigError, client_from
 
 
 def _time(ms: Any) -> str:

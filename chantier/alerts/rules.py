@@ -1,6 +1,6 @@
 """Alert rules: load and validate the versioned rules file, and the edge agent's urgency check.
 
-The rules file (``cloud/alerts/rules/alert-rules.json``) holds ``version``, ``defaults`` (rules
+The rules file (``chantier/alerts/rules/alert-rules.json``) holds ``version``, ``defaults`` (rules
 every machine gets) and ``profiles`` (rules per equipment type; a profile rule with the id of a
 default rule replaces it). :func:`load_rules` validates everything at load and raises
 :class:`RulesError` naming the file, the rule and the field at fault.
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloud.alerts.fields import FIELDS, RAW_FIELDS, field_value
+from chantier.alerts.fields import FIELDS, RAW_FIELDS, field_value
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules") / "alert-rules.json"
 SEVERITIES = ("info", "warning", "critical")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from provisioning.files import make_private_dir
+from chantier.files import make_private_dir
 
 AUDIT_LOG_NAME = "provisioning-audit.jsonl"
 # Only these keys may be recorded: an allow-list keeps key material out by construction.

@@ -15,9 +15,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
-from cloud.api.agent_runner import BatchId, ProcessRunner, Results, ThreadRunner
-from cloud.api.client import ApiCallError, ApiClient
-from cloud.api.landing import Landed, LandingWatcher, bucket_keys, percentile
+from commands.api_client import ApiCallError, ApiClient
+from commands.simulator.agents import BatchId, ProcessRunner, Results, ThreadRunner
+from commands.simulator.landings import Landed, LandingWatcher, bucket_keys, percentile
 
 # After the agents stop, acknowledged batches still on their way to S3 are awaited as long as
 # some keep landing, with no news for at most SETTLE_S, and SETTLE_MAX_S in all.
@@ -53,7 +53,7 @@ class SimulateOptions:
     # table per page: a fleet benchmark turns it off.
     count_api_readings: bool = True
     # Worker processes the agents are shared among (1: threads of this process); see
-    # cloud/api/agent_runner.py for why a large fleet needs several.
+    # commands/simulator/agents.py for why a large fleet needs several.
     processes: int = 1
 
 
@@ -91,7 +91,7 @@ class SimulationSummary:
 
 def machine_names(fleet: str, count: int) -> list[tuple[str, str]]:
     """Thing names and equipment: <fleet>-exc-01, <fleet>-crane-01, ..."""
-    from cloud.local.fleet import fleet_names
+    from commands.simulator.fleet import fleet_names
 
     return [(f"{fleet}-{thing}", equipment) for thing, equipment in fleet_names(count)]
 
@@ -154,9 +154,9 @@ class Simulation:
         return run
 
     def _configs(self, run_id: str) -> list[Any]:
-        from cloud.local.fleet import Machine, agent_config
+        from cloud.local.provisioning import provision_local_fleet
         from cloud.local.stackinfo import StackInfo
-        from provisioning.localfleet import provision_local_fleet
+        from commands.simulator.fleet import Machine, agent_config
         from provisioning.service import DeviceSpec
 
         o = self.opts
