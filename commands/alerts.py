@@ -165,7 +165,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 def _engine(args: argparse.Namespace) -> Any:
     """The engine as the alerting functions build it, so operator actions are notified too."""
-    from cloud.handlers.alerting import alert_engine
+    from cloud.bootstrap import CloudParts
 
     kwargs, env = _target(args)
     if not env["ALERTS_TOPIC_ARN"]:
@@ -174,7 +174,7 @@ def _engine(args: argparse.Namespace) -> Any:
             "but not notified",
             file=sys.stderr,
         )
-    return alert_engine(env, kwargs)
+    return CloudParts(env, kwargs).alert_engine
 
 
 class _UsageError(ValueError):

@@ -1,112 +1,17 @@
-"""Ingestion Lambda: validates batches and health messages, keeps readings, drives alert state.
+"""Ingestion Lambda: the telemetry and health topic rules invoke it with the message as the event.
 
-Invoked by the telemetry and health topic rules with the message as the event. In AWS the
-module-level `handler` wires itself from the environment on first use; the local stack calls
-`build()` with clients pointed at moto instead.
+In AWS the module-level `handler` wires itself from the environment on first use; the local
+stack calls `build()` with clients pointed at moto instead. The logic is cloud/ingest/service.py.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 
-from chantier.telemetry import encode_message
-from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
-from cloud.ingest.error_archive import ErrorArchive
-from cloud.ingest.readings_store import ReadingsStore
-from cloud.ingest.validation import validate_document
-
-if TYPE_CHECKING:
-    from cloud.alerts.engine import AlertEngine
-
-
-@dataclass
-class IngestService:
-    """The ingestion logic with its collaborators injected."""
-
-    readings: ReadingsStore
-    errors: ErrorArchive
-    alerts: AlertEngine
-    logger: Logger
-    metrics: Metrics
-    # Keeps the last health message per machine for the dashboard (cloud/dashboard/health_store.py).
-    health: Any = None
-
-    def handle(self, event: Any) -> dict[str, Any]:
-        if isinstance(event, dict) and event.get("kind") == "health":
-            return self._health(event)
-        return self._telemetry(event)
-
-    def _telemetry(self, event: Any) -> dict[str, Any]:
-        keys = (
-            {k: event.get(k) for k in ("thing", "boot", "seq")} if isinstance(event, dict) else {}
-        )
-        self.logger.thread_safe_append_keys(**keys)
-        try:
-            outcome = validate_document(event)
-            for rejection in outcome.rejections:
-                self.logger.warning(
-                    "rejected", extra={"reason": rejection.reason, "detail": rejection.detail}
-                )
-                self.metrics.add_metric(name="readings_rejected", unit=MetricUnit.Count, value=1)
-            if outcome.rejections:
-                raw = encode_message(event) if _jsonable(event) else repr(event).encode()
-                key = self.errors.keep(raw, outcome.rejections, keys)
-                self.logger.info("kept refused input", extra={"key": key})
-            batch = outcome.batch
-            if batch is None:
-                return {"accepted": 0, "rejected": len(outcome.rejections), "transitions": 0}
-            # Alerts first: they are the latency that matters (reading -> ACTIVE). A failure
-            # after them is safe to retry, since the engine drops a batch it already applied and
-            # the readings are keyed by time.
-            transitions = self.alerts.process_batch(batch)
-            stored = self.readings.put_batch(batch)
-            for transition in transitions:
-                self.logger.info("alert transition", extra={"transition": transition.as_dict()})
-            temperatures = [r["temperature"] for r in batch["readings"]]
-            self.metrics.add_metric(
-                name="sensor_data_ingested", unit=MetricUnit.Count, value=stored
-            )
-            self.metrics.add_metric(
-                name="temperature_avg",
-                unit=MetricUnit.Count,
-                value=sum(temperatures) / len(temperatures),
-            )
-            self.metrics.add_metric(
-                name="processing_lag_ms",
-                unit=MetricUnit.Milliseconds,
-                value=max(0, int(time.time() * 1000) - batch["sentAt"]),
-            )
-            return {
-                "accepted": stored,
-                "rejected": len(outcome.rejections),
-                "transitions": len(transitions),
-            }
-        finally:
-            self.logger.thread_safe_remove_keys(list(keys))
-
-    def _health(self, event: dict[str, Any]) -> dict[str, Any]:
-        transitions = self.alerts.process_health(event)
-        if self.health is not None:
-            self.health.put(event)
-        self.metrics.add_metric(name="health_received", unit=MetricUnit.Count, value=1)
-        self.logger.info(
-            "health", extra={"thing": event.get("thing"), "transitions": len(transitions)}
-        )
-        return {"health": True, "transitions": len(transitions)}
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        encode_message(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+from cloud.bootstrap import CloudParts, Handler, LazyHandler
 
 
 def build(
@@ -116,26 +21,10 @@ def build(
     metrics: Metrics | None = None,
 ) -> Handler:
     """Wire the service from environment variables; `boto3_kwargs` points clients elsewhere."""
-    import boto3
+    parts = CloudParts(env, boto3_kwargs, logger, metrics)
+    service = parts.ingest
 
-    # SNS notifications are wired there, only when ALERTS_TOPIC_ARN is set.
-    from cloud.dashboard.health_store import HealthStore
-    from cloud.handlers.alerting import alert_engine
-
-    kwargs = dict(boto3_kwargs or {})
-    s3 = boto3.client("s3", **kwargs)
-    dynamodb = boto3.resource("dynamodb", **kwargs)
-    logger, metrics = powertools(env, logger, metrics)
-    service = IngestService(
-        readings=ReadingsStore(dynamodb.Table(env["READINGS_TABLE"])),
-        errors=ErrorArchive(s3, env["RAW_BUCKET"]),
-        alerts=alert_engine(env, kwargs, dynamodb),
-        logger=logger,
-        metrics=metrics,
-        health=HealthStore(dynamodb.Table(env["ALERTS_TABLE"])),
-    )
-
-    @metrics.log_metrics
+    @parts.metrics.log_metrics
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         return service.handle(event)
 

@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
+from cloud.bootstrap import CloudParts, Handler, LazyHandler
 
 
 def build(
@@ -22,10 +22,8 @@ def build(
     metrics: Metrics | None = None,
 ) -> Handler:
     """Wire the offline check from the environment; `boto3_kwargs` points clients elsewhere."""
-    from cloud.handlers.alerting import alert_engine
-
-    logger, metrics = powertools(env, logger, metrics)
-    engine = alert_engine(env, boto3_kwargs)
+    parts = CloudParts(env, boto3_kwargs, logger, metrics)
+    engine, logger, metrics = parts.alert_engine, parts.logger, parts.metrics
 
     @metrics.log_metrics
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

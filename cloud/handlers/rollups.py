@@ -22,7 +22,7 @@ from cloud.analytics.rollups import (
     to_json_lines,
 )
 from cloud.analytics.sources import hourly_cost, machine_days, transitions, write_day
-from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
+from cloud.bootstrap import CloudParts, Handler, LazyHandler
 
 MAX_DATES = 31
 
@@ -46,15 +46,11 @@ def build(
     metrics: Metrics | None = None,
 ) -> Handler:
     """Wire the rollups from environment variables; `boto3_kwargs` points clients elsewhere."""
-    import boto3
-
-    kwargs = dict(boto3_kwargs or {})
-    s3 = boto3.client("s3", **kwargs)
-    iot = boto3.client("iot", **kwargs)
-    alerts = boto3.resource("dynamodb", **kwargs).Table(env["ALERTS_TABLE"])
-    raw_bucket = env["RAW_BUCKET"]
+    parts = CloudParts(env, boto3_kwargs, logger, metrics)
+    s3, iot, alerts = parts.client("s3"), parts.client("iot"), parts.table("ALERTS_TABLE")
+    raw_bucket = parts.setting("RAW_BUCKET")
     curated_bucket = env.get("CURATED_BUCKET") or raw_bucket
-    logger, metrics = powertools(env, logger, metrics)
+    logger, metrics = parts.logger, parts.metrics
 
     @metrics.log_metrics
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

@@ -8,8 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cloud.handlers.api import run_service
-from cloud.handlers.powertools_defaults import Handler, LazyHandler, powertools
+from cloud.bootstrap import CloudParts, Handler, LazyHandler
 
 
 def build(
@@ -18,8 +17,9 @@ def build(
     logger: Logger | None = None,
     metrics: Metrics | None = None,
 ) -> Handler:
-    logger, metrics = powertools(env, logger, metrics)
-    runs = run_service(env, boto3_kwargs or {})
+    """Wire the expiry from the environment; `boto3_kwargs` points clients elsewhere."""
+    parts = CloudParts(env, boto3_kwargs, logger, metrics)
+    runs, logger, metrics = parts.runs, parts.logger, parts.metrics
 
     @metrics.log_metrics
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from aws_lambda_powertools import Logger, Metrics  # noqa: E402
 from chantier.alerts.rules import load_rules  # noqa: E402
 from cloud.alerts.engine import AlertEngine  # noqa: E402
 from cloud.alerts.store import InMemoryAlertStore  # noqa: E402
-from cloud.handlers.ingest import IngestService  # noqa: E402
+from cloud.ingest.service import IngestService  # noqa: E402
 
 READINGS = 40
 THINGS = 50
@@ -60,6 +60,11 @@ class MemoryReadings:
 class MemoryErrors:
     def keep(self, raw: bytes, rejections: Any, keys: Any) -> str:
         return "errors/memory"
+
+
+class MemoryHealth:
+    def put(self, message: dict[str, Any]) -> None:
+        pass
 
 
 def batch(thing: int, seq: int, rng: random.Random) -> dict[str, Any]:
@@ -120,6 +125,7 @@ def cpu_per_batch(batches: int) -> tuple[float, list[float], int]:
         alerts=AlertEngine(load_rules(), InMemoryAlertStore(), clock=lambda: clock["now"]),
         logger=logger,
         metrics=metrics,
+        health=MemoryHealth(),
     )
 
     @metrics.log_metrics

@@ -35,6 +35,7 @@ CORE = (
     "cloud/alerts/records.py",
     "cloud/alerts/store.py",
     "cloud/ingest/validation.py",
+    "cloud/ingest/service.py",
 )
 ADAPTER_LIBRARIES = {"boto3", "botocore", "awscrt", "awsiot"}
 
@@ -102,3 +103,14 @@ def test_core_imports_no_aws_sdk_and_no_mqtt_client(relative: str) -> None:
     for path in paths:
         roots = {name.split(".")[0] for name in imported_modules(path)}
         assert roots.isdisjoint(ADAPTER_LIBRARIES), f"{path.relative_to(ROOT)} imports {roots}"
+
+
+def test_lambda_entry_points_are_wired_by_the_bootstrap_not_by_each_other() -> None:
+    handlers = sources(ROOT, "cloud/handlers")
+    assert len(handlers) >= 5
+    for path in handlers:
+        imported = set(imported_modules(path))
+        others = {name for name in imported if name.startswith("cloud.handlers")}
+        assert others == set(), f"{path.relative_to(ROOT)} imports {others}"
+        if path.name != "__init__.py":
+            assert "cloud.bootstrap" in imported, f"{path.relative_to(ROOT)} wires itself"

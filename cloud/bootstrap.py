@@ -1,0 +1,229 @@
+"""The one wiring point of a cloud function: clients, stores, the alert engine and services.
+
+A Lambda process builds one `CloudParts` from its environment; each handler takes the parts it
+needs, and each part is built once, on first use, so a function pays only for its own clients.
+The local stack builds the same parts with `boto3_kwargs` pointing the clients at moto.
+
+Environment variables: ``RAW_BUCKET``, ``READINGS_TABLE``, ``ALERTS_TABLE``, ``RUNS_TABLE``
+(each required by the parts that use it); ``CURATED_BUCKET`` (rollups, default the raw
+bucket); ``ALERTS_TOPIC_ARN`` (SNS notifications, off when unset); ``MIN_NOTIFY_SEVERITY``
+(default ``warning``); ``ALERT_RULES_FILE`` (default: the packaged rules file);
+``ALERT_SEEN_REFRESH_MS`` (how often last-seen is rewritten, default the engine's; tests shorten
+it to see offline alerts within seconds); ``DASHBOARD_URL_TEMPLATE`` (a run's dashboard link,
+with a ``{runId}`` placeholder); ``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_METRICS_NAMESPACE``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+if TYPE_CHECKING:
+    from cloud.alerts.engine import AlertEngine
+    from cloud.api.app import Services
+    from cloud.api.runs import RunService
+    from cloud.ingest.service import IngestService
+
+Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+class HandlerConfigError(ValueError):
+    """A function's environment variable is missing or malformed."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class CloudParts:
+    """Everything a cloud function is made of, built from its environment once and on demand.
+
+    boto3 and the adapters are imported only when a part is first asked for: a cold start
+    pays for the clients its function uses, and importing a handler needs no AWS settings.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        boto3_kwargs: Mapping[str, str] | None = None,
+        logger: Logger | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.env = env
+        self._boto3_kwargs = dict(boto3_kwargs or {})
+        self._logger = logger
+        self._metrics = metrics
+        self._clients: dict[str, Any] = {}
+        self._tables: dict[str, Any] = {}
+
+    def setting(self, name: str) -> str:
+        """A required environment variable, or an error that names it."""
+        value = self.env.get(name, "")
+        if not value:
+            raise HandlerConfigError(f"environment variable {name}: expected a value, found none")
+        return value
+
+    def _milliseconds(self, name: str, default: int) -> int:
+        raw = self.env.get(name, "")
+        if raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise HandlerConfigError(
+                f"environment variable {name}={raw!r}: expected a whole number of milliseconds"
+            ) from None
+        if value < 0:
+            raise HandlerConfigError(f"environment variable {name}={raw!r}: expected 0 or more")
+        return value
+
+    @cached_property
+    def logger(self) -> Logger:
+        return self._logger or Logger(service=self.env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return self._metrics or Metrics(
+            namespace=self.env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier")
+        )
+
+    # AWS clients and tables, shared by every part of the process.
+
+    def client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            import boto3
+
+            client = self._clients[service] = boto3.client(service, **self._boto3_kwargs)
+        return client
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        import boto3
+
+        return boto3.resource("dynamodb", **self._boto3_kwargs)
+
+    def table(self, variable: str) -> Any:
+        """The DynamoDB table named by an environment variable."""
+        table = self._tables.get(variable)
+        if table is None:
+            table = self._tables[variable] = self.dynamodb.Table(self.setting(variable))
+        return table
+
+    @property
+    def emulated(self) -> bool:
+        """Clients point at an emulator (the local stack) rather than at AWS."""
+        return bool(self._boto3_kwargs.get("endpoint_url"))
+
+    # Stores and services.
+
+    @cached_property
+    def alert_engine(self) -> AlertEngine:
+        """The engine on the alerts table, with an SNS notifier when a topic is configured."""
+        from chantier.alerts.rules import load_rules
+        from cloud.alerts.dynamodb_store import DynamoAlertStore
+        from cloud.alerts.engine import SEEN_REFRESH_MS, AlertEngine
+        from cloud.alerts.notifier import SnsNotifier
+
+        store = DynamoAlertStore(self.table("ALERTS_TABLE"))
+        notifier = None
+        topic_arn = self.env.get("ALERTS_TOPIC_ARN", "")
+        if topic_arn:
+            notifier = SnsNotifier(
+                self.client("sns"),
+                topic_arn,
+                min_severity=self.env.get("MIN_NOTIFY_SEVERITY") or "warning",
+            )
+        return AlertEngine(
+            load_rules(self.env.get("ALERT_RULES_FILE") or None),
+            store,
+            notifier=notifier,
+            seen_refresh_ms=self._milliseconds("ALERT_SEEN_REFRESH_MS", SEEN_REFRESH_MS),
+        )
+
+    @cached_property
+    def ingest(self) -> IngestService:
+        """Ingestion of telemetry and health, whichever way a message arrives (rule or API)."""
+        from cloud.dashboard.health_store import HealthStore
+        from cloud.ingest.error_archive import ErrorArchive
+        from cloud.ingest.readings_store import ReadingsStore
+        from cloud.ingest.service import IngestService
+
+        return IngestService(
+            readings=ReadingsStore(self.table("READINGS_TABLE")),
+            errors=ErrorArchive(self.client("s3"), self.setting("RAW_BUCKET")),
+            alerts=self.alert_engine,
+            logger=self.logger,
+            metrics=self.metrics,
+            health=HealthStore(self.table("ALERTS_TABLE")),
+        )
+
+    def dashboard_url(self, run_id: str) -> str:
+        """Link of a run's dashboard, from DASHBOARD_URL_TEMPLATE (empty when unset)."""
+        template = self.env.get("DASHBOARD_URL_TEMPLATE", "")
+        return template.replace("{runId}", run_id) if template else ""
+
+    @cached_property
+    def runs(self) -> RunService:
+        from cloud.api.runs import RunService
+        from cloud.api.runs_dynamodb import DynamoRunRepository
+
+        repository = DynamoRunRepository(
+            self.client("dynamodb"), self.table("RUNS_TABLE"), emulated=self.emulated
+        )
+        return RunService(repository, now_ms, self.dashboard_url)
+
+    @cached_property
+    def api_services(self) -> Services:
+        """Every collaborator of the HTTP API's routes."""
+        from cloud.api.app import Services
+        from cloud.api.raw_s3 import S3RawStore
+        from cloud.api.readings_dynamodb import DynamoReadingsQuery
+        from cloud.api.sensors import SensorDataService
+        from cloud.dashboard.dynamodb import DynamoDashboardReader
+        from cloud.dashboard.service import DashboardService
+
+        readings_table = self.table("READINGS_TABLE")
+        engine = self.alert_engine
+        sensors = SensorDataService(
+            self.runs,
+            S3RawStore(self.client("s3"), self.setting("RAW_BUCKET")),
+            self.ingest.handle,
+            DynamoReadingsQuery(readings_table),
+            now_ms,
+        )
+        dashboard = DashboardService(
+            DynamoDashboardReader(self.table("ALERTS_TABLE"), readings_table),
+            engine.store,
+            engine.rules,
+            engine=engine,
+        )
+        return Services(
+            runs=self.runs,
+            sensors=sensors,
+            logger=self.logger,
+            metrics=self.metrics,
+            dashboard=dashboard,
+        )
+
+
+class LazyHandler:
+    """Lambda entry point that wires its handler from the environment on the first event.
+
+    Wiring at import time would make every cold start pay for clients a failed import never
+    needs, and would stop tests from importing the module without AWS settings.
+    """
+
+    def __init__(self, build: Callable[[Mapping[str, str]], Handler]) -> None:
+        self._build = build
+        self._handler: Handler | None = None
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        if self._handler is None:
+            self._handler = self._build(os.environ)
+        return self._handler(event, context)

@@ -1,0 +1,69 @@
+"""One wiring point per cloud function: each part built once, shared, and named when missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.bootstrap import CloudParts, HandlerConfigError
+from cloud.dashboard.health_store import HealthStore
+
+# Clients are created but never used: building sends no request.
+NOWHERE = {
+    "endpoint_url": "http://127.0.0.1:9",
+    "region_name": "eu-west-3",
+    "aws_access_key_id": "local",
+    "aws_secret_access_key": "local",
+}
+ENV = {
+    "RAW_BUCKET": "raw",
+    "READINGS_TABLE": "readings",
+    "ALERTS_TABLE": "alerts",
+    "RUNS_TABLE": "runs",
+    "ALERTS_TOPIC_ARN": "arn:aws:sns:eu-west-3:123456789012:alerts",
+}
+
+
+def test_the_api_and_ingestion_share_one_engine_and_one_ingest_service() -> None:
+    parts = CloudParts(ENV, NOWHERE)
+    services = parts.api_services
+    assert parts.ingest.alerts is parts.alert_engine
+    assert services.dashboard.engine is parts.alert_engine
+    assert services.runs is parts.runs
+    assert services.logger is parts.ingest.logger
+    assert isinstance(parts.ingest.health, HealthStore)
+
+
+def test_clients_and_tables_are_shared_within_a_process() -> None:
+    parts = CloudParts(ENV, NOWHERE)
+    assert parts.client("s3") is parts.client("s3")
+    assert parts.table("ALERTS_TABLE") is parts.table("ALERTS_TABLE")
+    assert parts.table("ALERTS_TABLE").name == "alerts"
+
+
+def test_given_logger_and_metrics_are_used() -> None:
+    from aws_lambda_powertools import Logger, Metrics
+
+    logger, metrics = Logger(service="given"), Metrics(namespace="Given")
+    parts = CloudParts(ENV, NOWHERE, logger=logger, metrics=metrics)
+    assert parts.ingest.logger is logger
+    assert parts.ingest.metrics is metrics
+
+
+@pytest.mark.parametrize("missing", ["READINGS_TABLE", "RAW_BUCKET", "ALERTS_TABLE"])
+def test_a_missing_variable_is_named(missing: str) -> None:
+    env = {k: v for k, v in ENV.items() if k != missing}
+    with pytest.raises(HandlerConfigError, match=f"environment variable {missing}"):
+        CloudParts(env, NOWHERE).ingest  # noqa: B018
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("soon", "whole number"), ("-5", "0 or more")])
+def test_a_malformed_refresh_interval_is_refused(raw: str, expected: str) -> None:
+    env = {**ENV, "ALERT_SEEN_REFRESH_MS": raw}
+    with pytest.raises(HandlerConfigError, match=f"ALERT_SEEN_REFRESH_MS.*{expected}"):
+        CloudParts(env, NOWHERE).alert_engine  # noqa: B018
+
+
+def test_a_run_links_to_its_dashboard_when_a_template_is_set() -> None:
+    parts = CloudParts({**ENV, "DASHBOARD_URL_TEMPLATE": "https://x/#/runs/{runId}"}, NOWHERE)
+    assert parts.dashboard_url("abc") == "https://x/#/runs/abc"
+    assert CloudParts(ENV, NOWHERE).dashboard_url("abc") == ""
