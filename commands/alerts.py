@@ -8,12 +8,13 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from chantier.alerts.rules import EQUIPMENT, SEVERITIES, SEVERITY_RANK, Rule, RulesError, load_rules
 from cloud.alerts.records import OPEN_STATES, AlertState, InvalidTransitionError, State, Transition
+from commands.tables import table, utc
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -245,9 +246,6 @@ def _list(args: argparse.Namespace) -> int:
         for s in states:
             print(json.dumps(_state_dict(s)))
         return 0
-    if not states:
-        print("no alerts")
-        return 0
     rows = [
         (
             s.key.thing,
@@ -261,7 +259,8 @@ def _list(args: argparse.Namespace) -> int:
         )
         for s in states
     ]
-    _table(("THING", "SENSOR", "RULE", "STATE", "SEVERITY", "VALUE", "SINCE", "SITE"), rows)
+    headers = ("thing", "sensor", "rule", "state", "severity", "value", "since", "site")
+    print(table(headers, rows, empty="no alerts"))
     return 0
 
 
@@ -273,9 +272,6 @@ def _history(args: argparse.Namespace) -> int:
     if args.json:
         for t in transitions:
             print(json.dumps(t.as_dict()))
-        return 0
-    if not transitions:
-        print(f"no history for {args.thing}/{args.sensor}/{args.rule}")
         return 0
     rows = [
         (
@@ -289,7 +285,9 @@ def _history(args: argparse.Namespace) -> int:
         )
         for t in transitions
     ]
-    _table(("WHEN", "TRANSITION", "SEVERITY", "VALUE", "REASON", "WHO", "NOTE"), rows)
+    headers = ("when", "transition", "severity", "value", "reason", "who", "note")
+    empty = f"no history for {args.thing}/{args.sensor}/{args.rule}"
+    print(table(headers, rows, empty=empty))
     return 0
 
 
@@ -343,20 +341,8 @@ def _state_dict(s: AlertState) -> dict[str, Any]:
 
 
 def _fmt_time(ms: int) -> str:
-    if not ms:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return utc(ms)
 
 
 def _fmt_value(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
-
-
-def _table(header: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    for row in (header, *rows):
-        print(
-            "  ".join(
-                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )

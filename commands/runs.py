@@ -4,43 +4,77 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from commands.api_client import ApiCallError, ApiClient, ApiConfigError, client_from
+from commands.tables import pairs, table, utc
+
+FULL_ID = re.compile(r"^[a-z0-9]{32}$")
+SHORT_ID = re.compile(r"^[a-z0-9]{4,31}$")
+SHORT_ID_LENGTH = 8  # what the dashboard and `runs list` show
+RUN_HEADERS = ("run", "status", "user", "started", "duration", "devices", "site")
 
 
-def _time(ms: Any) -> str:
-    if not isinstance(ms, int):
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+class RunIdError(ValueError):
+    """A run id (or id prefix) that names no run, or more than one."""
 
 
-def format_run_line(run: dict[str, Any]) -> str:
+def resolve_run_id(api: ApiClient, text: str) -> str:
+    """The full id of a run named by its id or by a prefix of it (as the dashboard shows)."""
+    wanted = text.strip().lower()
+    if FULL_ID.match(wanted):
+        return wanted
+    if not SHORT_ID.match(wanted):
+        raise RunIdError(
+            f"run id {text[:80]!r}: expected the 32 characters of an id, or at least its "
+            "first 4 (as `chantier runs list` shows them)"
+        )
+    matches = [r["id"] for r in api.call("GET", "/api/runs/all")["items"]]
+    matches = [run_id for run_id in matches if run_id.startswith(wanted)]
+    if not matches:
+        raise RunIdError(f"no run id starts with {wanted!r}: see `chantier runs list`")
+    if len(matches) > 1:
+        raise RunIdError(
+            f"{len(matches)} runs start with {wanted!r} ({', '.join(sorted(matches)[:5])}): "
+            "give more characters"
+        )
+    return str(matches[0])
+
+
+def run_row(run: dict[str, Any]) -> tuple[Any, ...]:
+    params = run.get("params") or {}
     return (
-        f"{run['id']}  {run['status']:<11}  {run['username']:<12}  {_time(run.get('startedAt'))}"
-        f"  {run['duration']:>6}s  {run['devices']:>4} devices"
+        str(run["id"])[:SHORT_ID_LENGTH],
+        run["status"],
+        run["username"],
+        utc(run.get("startedAt")),
+        f"{run['duration']} s",
+        run["devices"],
+        params.get("site") if isinstance(params, dict) else None,
     )
 
 
 def format_run(run: dict[str, Any]) -> str:
-    lines = [
-        f"run        {run['id']}",
-        f"status     {run['status']}",
-        f"user       {run['username']}",
-        f"started    {_time(run.get('startedAt'))} UTC",
-        f"planned    {_time(run.get('endsAt'))} UTC ({run['duration']} s)",
-        f"finished   {_time(run.get('finishedAt'))}"
-        + (f" by {run['finishedBy']}" if run.get("finishedBy") else ""),
-        f"devices    {run['devices']}, one reading every {run['interval']} s",
-        f"params     {json.dumps(run.get('params') or {})}",
-        f"dashboard  {run.get('dashboardUrl') or '-'}",
+    finished = utc(run.get("finishedAt"))
+    if run.get("finishedBy"):
+        finished += f" by {run['finishedBy']}"
+    rows = [
+        ("run", run["id"]),
+        ("status", run["status"]),
+        ("user", run["username"]),
+        ("started", utc(run.get("startedAt"))),
+        ("planned end", f"{utc(run.get('endsAt'))} ({run['duration']} s)"),
+        ("finished", finished),
+        ("devices", f"{run['devices']}, one reading every {run['interval']} s"),
+        ("params", json.dumps(run.get("params") or {})),
+        ("dashboard", run.get("dashboardUrl")),
     ]
     if run.get("note"):
-        lines.append(f"note       {run['note']}")
-    return "\n".join(lines)
+        rows.append(("note", run["note"]))
+    return pairs(rows)
 
 
 def _client(args: argparse.Namespace) -> ApiClient:
@@ -63,24 +97,21 @@ def _cmd_list(args: argparse.Namespace, api: ApiClient) -> int:
     if args.json:
         print(json.dumps({"items": items, "nextCursor": cursor}, indent=2))
         return 0
-    if not items:
-        print("no runs")
-    for run in items:
-        print(format_run_line(run))
+    print(table(RUN_HEADERS, (run_row(r) for r in items), empty="no runs"))
     if cursor:
         print(f"more: chantier runs list --cursor {cursor}")
     return 0
 
 
 def _cmd_show(args: argparse.Namespace, api: ApiClient) -> int:
-    run = api.call("GET", f"/api/runs/{args.run_id}")
+    run = api.call("GET", f"/api/runs/{resolve_run_id(api, args.run_id)}")
     print(json.dumps(run, indent=2) if args.json else format_run(run))
     return 0
 
 
 def _cmd_finish(args: argparse.Namespace, api: ApiClient) -> int:
     body = {"status": "FAILED" if args.failed else "COMPLETED", "note": args.note}
-    run = api.call("POST", f"/api/runs/{args.run_id}/finish", body)
+    run = api.call("POST", f"/api/runs/{resolve_run_id(api, args.run_id)}/finish", body)
     print(json.dumps(run, indent=2) if args.json else f"run {run['id']} is now {run['status']}")
     return 0
 
@@ -100,7 +131,7 @@ def _runner(command: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return int(command(args, _client(args)))
-        except (ApiCallError, ApiConfigError) as exc:
+        except (ApiCallError, ApiConfigError, RunIdError) as exc:
             print(f"chantier runs: {exc}", file=sys.stderr)
             return 1
 
@@ -137,10 +168,11 @@ def register(sub: Any) -> None:
     which = listing.add_mutually_exclusive_group()
     which.add_argument("--running", action="store_true", help="only running runs")
     which.add_argument("--all", action="store_true", help="every run, no paging")
+    id_help = "run id, or its first characters (at least 4) as `runs list` shows them"
     show = action("show", "one run", _cmd_show)
-    show.add_argument("run_id")
+    show.add_argument("run_id", help=id_help)
     finish = action("finish", "finish a run (owner or admin)", _cmd_finish)
-    finish.add_argument("run_id")
+    finish.add_argument("run_id", help=id_help)
     finish.add_argument("--failed", action="store_true", help="mark it FAILED, not COMPLETED")
     finish.add_argument("--note", default="", help="why (kept with the run)")
     action("interrupt-all", "interrupt every running run (admins group)", _cmd_interrupt_all)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -37,6 +38,7 @@ def _command(args: argparse.Namespace) -> int:
         Simulation,
         SimulationRefusedError,
         print_summary,
+        summary_json,
     )
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -65,7 +67,8 @@ def _command(args: argparse.Namespace) -> int:
     )
     try:
         api = client_from(args.url, args.token, state)
-        simulation = Simulation(opts, api, sys.stdout)
+        # With --json, stdout carries the summary alone; progress goes to stderr.
+        simulation = Simulation(opts, api, sys.stderr if args.json else sys.stdout)
         summary = simulation.run(stop)
     except SimulationRefusedError as exc:
         print(f"chantier simulate: {exc}", file=sys.stderr)
@@ -73,7 +76,10 @@ def _command(args: argparse.Namespace) -> int:
     except (ApiCallError, ApiConfigError, StackNotRunningError) as exc:
         print(f"chantier simulate: {exc}", file=sys.stderr)
         return 1
-    print_summary(summary, sys.stdout)
+    if args.json:
+        print(json.dumps(summary_json(summary), indent=2))
+    else:
+        print_summary(summary, sys.stdout)
     return 0 if summary.ok else 1
 
 
@@ -130,6 +136,11 @@ def register(sub: Any) -> None:
         default=1,
         help="worker processes the machines are shared among (default 1; about one per 250 "
         "machines keeps them from contending for one interpreter)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON on stdout (progress goes to stderr); exit 1 if not ok",
     )
     add_api_options(parser)
     parser.set_defaults(func=_command)

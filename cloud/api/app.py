@@ -86,6 +86,15 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     @app.not_found
     def on_not_found(_exc: Exception) -> Response:
         event = app.current_event
+        allowed = allowed_methods(app, event.path)
+        if allowed:
+            response = _error(
+                405,
+                f"{event.http_method} is not allowed on {event.path[:200]}: "
+                f"expected {' or '.join(allowed)}",
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         return _error(404, f"no route {event.http_method} {event.path}: see /api/openapi.json")
 
     @app.exception_handler(Exception)
@@ -181,6 +190,14 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         return _json(200, openapi_document(app))
 
     return app
+
+
+def allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """Methods that have a route for `path`, sorted; empty when no route matches it at all."""
+    # Powertools answers every unmatched request through `not_found`; its routes are kept in
+    # these two lists (the resolver has no public way to ask which methods a path takes).
+    routes = [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:

@@ -29,7 +29,26 @@ IN_LIMIT = 100
 
 
 class SimulationRefusedError(RuntimeError):
-    """The API refused to start the run (e.g. 5 runs are already running)."""
+    """The run cannot go on: the API refused it (5 running), or its fleet is in use."""
+
+
+def fleet_owner(run: dict[str, Any], running: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The earlier running run that drives the same fleet as `run`, if any.
+
+    Two runs on one fleet would share thing names, hence client ids and certificates: the
+    broker would drop one agent each time the other connects and batches would be lost. The
+    run that started first keeps the fleet; ties go to the smaller id, so of two runs started
+    in the same millisecond exactly one goes on.
+    """
+    fleet = (run.get("params") or {}).get("fleet")
+    mine = (run.get("startedAt", 0), run.get("id", ""))
+    for other in sorted(running, key=lambda r: (r.get("startedAt", 0), r.get("id", ""))):
+        params = other.get("params") or {}
+        if other.get("id") == run.get("id") or not isinstance(params, dict):
+            continue
+        if params.get("fleet") == fleet and (other.get("startedAt", 0), other.get("id", "")) < mine:
+            return other
+    return None
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,7 @@ class Simulation:
         self.stream = stream
         self.summary = SimulationSummary()
         self._started = time.monotonic()
+        self.started_at_ms = 0  # the run's startedAt: alerts older than it are not its own
         self._runner: ThreadRunner | ProcessRunner = (
             ThreadRunner() if opts.processes <= 1 else ProcessRunner(opts.processes)
         )
@@ -207,6 +227,8 @@ class Simulation:
         info = StackInfo.load(o.state)  # before anything else: a clear error without a stack
         run = self.start_run()
         run_id = self.summary.run_id = run["id"]
+        self.started_at_ms = int(run.get("startedAt") or 0)
+        self._claim_fleet(run)
         self.say(f"run {run_id} started ({run.get('dashboardUrl') or 'no dashboard'})")
         s3 = boto3.client("s3", **info.boto3_kwargs())
         watcher = LandingWatcher(journal_path(Path(info.state_dir)), o.site)
@@ -245,6 +267,27 @@ class Simulation:
             self._finish(run_id, status, note)
         self._collect(watcher, run_id, info, s3, results)
         return self.summary
+
+    def _claim_fleet(self, run: dict[str, Any]) -> None:
+        """Refuse (and close our run) when an earlier running run drives the same fleet."""
+        running = self.api.call("GET", "/api/runs/running")["items"]
+        owner = fleet_owner(run, running)
+        if owner is None:
+            return
+        fleet = self.opts.fleet
+        note = f"fleet {fleet!r} is in use by run {owner['id']}"
+        try:
+            self.api.call(
+                "POST", f"/api/runs/{run['id']}/finish", {"status": "FAILED", "note": note}
+            )
+        except ApiCallError as exc:
+            self.say(f"could not close run {run['id']}: {exc}")
+        raise SimulationRefusedError(
+            f"{note} (started by {owner.get('username')}, {owner.get('devices')} machines): "
+            f"two runs on one fleet would take each other's connections and lose readings. "
+            f"Pass another --fleet (e.g. --fleet {fleet}2), or wait for that run to end "
+            f"(`chantier runs finish {str(owner['id'])[:8]}` ends it now)"
+        )
 
     def _progress(self, watcher: LandingWatcher, run_id: str, deadline: float) -> None:
         c = self._runner.counters()
@@ -324,7 +367,7 @@ class Simulation:
             )
         }
         s.readings_in_api = self._count_readings(run_id) if self.opts.count_api_readings else None
-        s.alerts_open = self._alerts(info)
+        s.alerts_open = self._alerts(info, self.started_at_ms)
 
     def _count_readings(self, run_id: str, cap: int = 1_000_000) -> int:
         count, cursor = 0, None
@@ -338,7 +381,8 @@ class Simulation:
                 break
         return count
 
-    def _alerts(self, info: Any) -> list[str]:
+    def _alerts(self, info: Any, since_ms: int) -> list[str]:
+        """Alerts of the run's machines open at the end that opened during the run."""
         import boto3
         from boto3.dynamodb.conditions import Attr
 
@@ -347,8 +391,10 @@ class Simulation:
         out: list[str] = []
         # DynamoDB takes at most 100 values in an IN: one scan per hundred machines.
         for first in range(0, len(things), IN_LIMIT):
-            condition = Attr("thing").is_in(things[first : first + IN_LIMIT]) & Attr("state").is_in(
-                ["ACTIVE", "ACKNOWLEDGED", "LATCHED", "SNOOZED"]
+            condition = (
+                Attr("thing").is_in(things[first : first + IN_LIMIT])
+                & Attr("state").is_in(["ACTIVE", "ACKNOWLEDGED", "LATCHED", "SNOOZED"])
+                & Attr("since").gte(since_ms)
             )
             request: dict[str, Any] = {"FilterExpression": condition}
             while True:
@@ -362,6 +408,13 @@ class Simulation:
                     break
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return sorted(out)
+
+
+def summary_json(summary: SimulationSummary) -> dict[str, Any]:
+    """The summary as one JSON object, for CI: every figure of the text summary, and `ok`."""
+    out = dataclasses.asdict(summary)
+    out["ok"] = summary.ok
+    return out
 
 
 def print_summary(summary: SimulationSummary, stream: TextIO) -> None:
@@ -397,6 +450,6 @@ def print_summary(summary: SimulationSummary, stream: TextIO) -> None:
             f"p99 {lat['p99']}, max {lat['max']}",
             file=stream,
         )
-    print(f"  alerts open: {len(s.alerts_open)}", file=stream)
+    print(f"  alerts of this run still open: {len(s.alerts_open)}", file=stream)
     for line in s.alerts_open:
         print(f"    {line}", file=stream)

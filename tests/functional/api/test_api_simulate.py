@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from support.api_http import call, interrupt_all, start_body
 
+from cloud.alerts.dynamodb_store import state_to_item
 from cloud.local.stack import LocalStack
 from commands.api_client import ApiClient
 from commands.simulator.runner import SimulateOptions, Simulation, SimulationRefusedError
@@ -31,10 +33,26 @@ def _options(stack: LocalStack, **overrides: object) -> SimulateOptions:
     return SimulateOptions(**values)  # type: ignore[arg-type]
 
 
+def _stale_alert(stack: LocalStack, thing: str) -> str:
+    """An overheat left open by an earlier run on `thing`; returns how the summary names it."""
+    from cloud.alerts.dynamodb_store import DynamoAlertStore
+    from cloud.alerts.records import AlertKey, AlertState, State
+
+    assert stack.info is not None
+    table = stack.resource("dynamodb").Table(stack.info.alerts_table)
+    key = AlertKey(thing, "engine", "engine-overheat")
+    state = AlertState(key=key, site="fsim-site", equipment="excavator", state=State.ACTIVE)
+    state = replace(state, severity="critical", since=1_000, value=90.0, version=1)
+    table.put_item(Item=state_to_item(state))
+    assert DynamoAlertStore(table).get_state(key) is not None
+    return f"{thing}/engine/engine-overheat"
+
+
 def test_simulate_two_devices_and_read_back(stack: LocalStack) -> None:
     info = stack.info
     assert info is not None
     interrupt_all(info)
+    stale = _stale_alert(stack, "fsim-exc-01")
     out = io.StringIO()
     api = ApiClient(info.api_url, info.api_token)
     summary = Simulation(_options(stack), api, out).run(threading.Event())
@@ -45,6 +63,8 @@ def test_simulate_two_devices_and_read_back(stack: LocalStack) -> None:
     assert summary.landed == summary.acknowledged > 0
     assert summary.readings_in_api == summary.landed_readings > 0
     assert summary.latency_ms["p50"] is not None
+    # an alert an earlier run left open is not this run's
+    assert not any(line.startswith(stale) for line in summary.alerts_open)
 
     status, page = call(info, "GET", f"/api/sensors/data?runId={summary.run_id}&limit=1000")
     assert status == 200
@@ -98,3 +118,24 @@ def test_simulate_in_worker_processes_with_a_ramp(stack: LocalStack) -> None:
     assert summary.ok
     assert simulation.started_at is not None and simulation.stopped_at_ms is not None
     assert all(item.batch[0].startswith("psim-") for item in simulation.landed)
+
+
+def test_a_second_run_on_a_busy_fleet_is_refused_and_closed(stack: LocalStack) -> None:
+    info = stack.info
+    assert info is not None
+    interrupt_all(info)
+    try:
+        body = start_body(params={"fleet": "fsim", "site": "fsim-site"})
+        status, first = call(info, "POST", "/api/runs/start", body)
+        assert status == 201
+        api = ApiClient(info.api_url, info.api_token)
+        simulation = Simulation(_options(stack), api, io.StringIO())
+        with pytest.raises(SimulationRefusedError, match=f"in use by run {first['id']}.*--fleet"):
+            simulation.run(threading.Event())
+        status, mine = call(info, "GET", f"/api/runs/{simulation.summary.run_id}")
+        assert mine["status"] == "FAILED" and "in use" in mine["note"]
+        # the refused run started no machine: the first run's fleet is untouched
+        assert simulation.summary.devices == {}
+        assert call(info, "GET", f"/api/runs/{first['id']}")[1]["status"] == "RUNNING"
+    finally:
+        interrupt_all(info)
