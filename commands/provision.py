@@ -8,7 +8,7 @@ import json
 import stat
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,18 @@ from chantier.names import InvalidNameError
 from chantier.telemetry import EQUIPMENT
 from cloud.local.provisioning import local_ca, local_state_dir
 from commands.bootstrap import DEFAULT_OUT, open_provisioner, wants_aws
+from commands.tables import pairs, table
 from provisioning.bundle import AgentSettings, BundleExistsError
 from provisioning.ca import CA_CERT_FILE, CaError, CertificateAuthority, CsrMismatchError
-from provisioning.csv_batch import read_fleet_csv, run_fleet
+from provisioning.csv_batch import check_fleet, read_fleet_csv, run_fleet
 from provisioning.errors import ProvisioningError
 from provisioning.registry import CertificateRecord
 from provisioning.rootca import RootCaNotFoundError
 from provisioning.security_audit import (
     SEVERITIES,
     at_or_above,
-    render_table,
+    audit_scope,
+    describe_scope,
     run_checks,
     take_snapshot,
 )
@@ -33,6 +35,7 @@ from provisioning.service import DeviceSpec, DeviceView, Provisioner
 
 EXIT_ERROR = 2
 EXIT_FINDINGS = 1
+LIST_STATUSES = ("ACTIVE", "EXPIRED", "REVOKED", "INACTIVE", "PENDING_TRANSFER", "NONE")
 
 # Errors an admin can fix from the message alone: printed as one line, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -92,7 +95,20 @@ def register(subparsers: Any) -> None:
     device.set_defaults(func=_guarded(cmd_device))
 
     listing = sub.add_parser("list", parents=[common], help="things and their certificates")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--site", help="only the things of this site")
+    listing.add_argument(
+        "--status",
+        type=str.upper,
+        choices=LIST_STATUSES,
+        help="only things whose current certificate has this status",
+    )
+    listing.add_argument(
+        "--expiring",
+        type=int,
+        metavar="DAYS",
+        help="only things whose active certificate expires within DAYS days (or has expired)",
+    )
+    listing.add_argument("--json", action="store_true", help="one object per thing, as `show`")
     listing.set_defaults(func=_guarded(cmd_list))
 
     show = sub.add_parser("show", parents=[common], help="one thing in detail")
@@ -122,7 +138,21 @@ def register(subparsers: Any) -> None:
     fleet.add_argument("--new-sites", action="store_true", help="create unknown sites")
     fleet.add_argument("--archive", action="store_true", help="also write <thing>.tar.gz")
     fleet.add_argument("--keep-going", action="store_true", help="do not stop at a failure")
+    fleet.add_argument(
+        "--force",
+        action="store_true",
+        help="issue new certificates where a bundle exists but the registry lost its thing, "
+        "or a thing has a certificate but no bundle here",
+    )
     fleet.set_defaults(func=_guarded(cmd_fleet))
+
+    restore = sub.add_parser(
+        "restore",
+        parents=[common],
+        help="register the bundles again after a local stack restart (same keys)",
+    )
+    restore.add_argument("things", nargs="*", help="only these things (default: every bundle)")
+    restore.set_defaults(func=_guarded(cmd_restore))
 
     audit = sub.add_parser("audit", parents=[common], help="certificate and policy checks")
     audit.add_argument(
@@ -359,43 +389,60 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    views = _provisioner(args).devices()
+    now = datetime.now(UTC)
+    views = _provisioner(args).devices(with_links=args.json)
+    views = [v for v in views if _listed(v, args, now)]
     if args.json:
-        print(json.dumps([_view_json(v) for v in views], indent=2))
+        print(json.dumps([_view_json(v, now) for v in views], indent=2))
         return 0
-    rows: list[tuple[str, ...]] = [
-        ("THING", "SITE", "EQUIPMENT", "CERTIFICATE", "STATUS", "EXPIRES")
-    ]
+    rows = []
     for view in views:
-        certs = view.active or view.certificates
-        cert = max(
-            certs, key=lambda c: c.not_before or datetime.min.replace(tzinfo=UTC), default=None
-        )
-        more = f" +{len(view.certificates) - 1}" if len(view.certificates) > 1 else ""
+        cert = view.current()
+        more = len(view.certificates) + len(view.history) - 1
         rows.append(
             (
                 view.thing.name,
                 view.thing.site,
                 view.thing.equipment,
-                (cert.certificate_id[:12] + more) if cert else "-",
-                cert.status if cert else "NONE",
-                f"{cert.not_after:%Y-%m-%d}" if cert and cert.not_after else "-",
+                (cert.certificate_id[:12] + (f" +{more}" if more > 0 else "")) if cert else None,
+                view.status(now),
+                f"{cert.not_after:%Y-%m-%d}" if cert and cert.not_after else None,
             )
         )
-    _print_table(rows)
+    headers = ("thing", "site", "equipment", "certificate", "status", "expires")
+    print(table(headers, rows, empty="no thing matches" if _filtered(args) else "no thing"))
     return 0
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return bool(args.site or args.status or args.expiring is not None)
+
+
+def _listed(view: DeviceView, args: argparse.Namespace, now: datetime) -> bool:
+    if args.site and view.thing.site != args.site:
+        return False
+    if args.status and view.status(now) != args.status:
+        return False
+    if args.expiring is not None:
+        cert = view.current()
+        if cert is None or cert.status != "ACTIVE" or cert.not_after is None:
+            return False
+        return cert.not_after <= now + timedelta(days=args.expiring)
+    return True
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     view = _provisioner(args).show(args.thing)
+    now = datetime.now(UTC)
     if args.json:
-        print(json.dumps(_view_json(view), indent=2))
+        print(json.dumps(_view_json(view, now), indent=2))
         return 0
     rows = [
         ("thing", view.thing.name),
         ("thing type", view.thing.thing_type or "-"),
         *((f"attribute {k}", v) for k, v in sorted(view.thing.attributes.items())),
         ("bundle", str(view.bundle_dir) if view.bundle_dir else "-"),
+        ("status", view.status(now)),
     ]
     _print_pairs(rows)
     if not view.certificates:
@@ -413,18 +460,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     if view.history:
         print("\nprevious certificates (detached)")
-        table: list[tuple[str, ...]] = [("CERTIFICATE", "STATUS", "EXPIRES")]
-        table += [
-            (c.certificate_id, c.status, f"{c.not_after:%Y-%m-%d}" if c.not_after else "-")
+        rows_past = [
+            (c.certificate_id, c.status, f"{c.not_after:%Y-%m-%d}" if c.not_after else None)
             for c in view.history
         ]
-        _print_table(table)
+        print(table(("certificate", "status", "expires"), rows_past))
     return 0
 
 
-def _view_json(view: DeviceView) -> dict[str, Any]:
+def _view_json(view: DeviceView, now: datetime) -> dict[str, Any]:
     return {
         "thing": view.thing.name,
+        "status": view.status(now),
         "attributes": view.thing.attributes,
         "bundle": str(view.bundle_dir) if view.bundle_dir else None,
         "certificates": [_cert_json(c) for c in view.certificates],
@@ -445,6 +492,7 @@ def _cert_json(cert: CertificateRecord) -> dict[str, Any]:
 def cmd_fleet(args: argparse.Namespace) -> int:
     rows = read_fleet_csv(args.source)
     provisioner = _provisioner(args)
+    check_fleet(provisioner, rows, create_sites=args.new_sites, force=args.force)
     # Local mode: one broker refresh for the whole file rather than one per machine.
     deferred = getattr(provisioner.backend, "deferred_refresh", None)
     batch = deferred() if deferred is not None else contextlib.nullcontext([])
@@ -455,6 +503,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             create_sites=args.new_sites,
             archive=args.archive,
             keep_going=args.keep_going,
+            force=args.force,
         )
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -472,16 +521,50 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    _require_local(args, "restore")
+    provisioner = _provisioner(args)
+    things = args.things or provisioner.bundles()
+    if not things:
+        print(f"no bundle in {provisioner.out_root}: nothing to restore")
+        return 0
+    rows: list[tuple[str, str, str | None]] = []
+    deferred = getattr(provisioner.backend, "deferred_refresh", None)
+    batch = deferred() if deferred is not None else contextlib.nullcontext([])
+    failed = 0
+    with batch as warnings:
+        for thing in things:
+            try:
+                certificate_id = provisioner.restore(thing)
+            except USER_ERRORS as exc:
+                failed += 1
+                rows.append((thing, "FAILED", str(exc)))
+                continue
+            if certificate_id is None:
+                rows.append((thing, "already registered", None))
+            else:
+                rows.append((thing, "restored", f"certificate {certificate_id[:12]}"))
+    print(table(("thing", "result", "detail"), rows))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_ERROR if failed else 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     provisioner = _provisioner(args)
     snapshot = take_snapshot(
         provisioner.registry, provisioner.backend.ca_status(), datetime.now(UTC)
     )
     findings = run_checks(snapshot)
+    scope = audit_scope(snapshot)
     if args.json:
-        print(json.dumps([f.__dict__ for f in findings], indent=2))
+        print(json.dumps({"checked": scope, "findings": [f.__dict__ for f in findings]}, indent=2))
     else:
-        print(render_table(findings))
+        print(describe_scope(scope))
+        print()
+        rows = [(f.severity.upper(), f.check, f.resource, f.detail) for f in findings]
+        headers = ("severity", "check", "resource", "detail")
+        print(table(headers, rows, empty="no findings"))
     provisioner.audit.record("audit", None, "ok", warning=f"{len(findings)} finding(s)")
     if args.fail_on != "none" and at_or_above(findings, args.fail_on):
         return EXIT_FINDINGS
@@ -492,12 +575,4 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _print_pairs(rows: list[tuple[str, str]]) -> None:
-    width = max(len(key) for key, _ in rows)
-    for key, value in rows:
-        print(f"{key.ljust(width)}  {value}")
-
-
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    print(pairs(rows))

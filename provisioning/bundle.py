@@ -164,3 +164,28 @@ def _normalise_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
+
+
+def repoint_bundle(bundle_dir: Path, host: str, port: int) -> bool:
+    """Point a bundle at another broker address (a restarted local stack); True if it moved.
+
+    Only the `endpoint` and `port` lines of agent.toml change, so what an admin edited there
+    (sensors, state folder) stays as it is.
+    """
+    manifest = read_manifest(bundle_dir)
+    if manifest is None or (manifest.get("endpoint"), manifest.get("port")) == (host, port):
+        return False
+    toml_path = bundle_dir / AGENT_TOML
+    lines = toml_path.read_text().splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("["):
+            break  # only the top-level keys; tables below may have their own
+        if line.startswith("endpoint ="):
+            lines[index] = f"endpoint = {_toml_string(host)}"
+        elif line.startswith("port ="):
+            lines[index] = f"port = {port}"
+    write_public(toml_path, ("\n".join(lines) + "\n").encode())
+    write_public(bundle_dir / ENDPOINT, f"{host}:{port}\n".encode())
+    manifest.update(endpoint=host, port=port)
+    write_public(bundle_dir / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return True

@@ -18,6 +18,7 @@ from provisioning.service import DeviceSpec, Provisioner
 
 REQUIRED_COLUMNS = ("thing", "site", "equipment")
 COST_COLUMNS = ("hourly_cost", "hourlyCost", "hourly-cost")
+MAX_LISTED = 10  # problems named one by one; more are counted
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def read_fleet_csv(path: Path) -> list[FleetRow]:
                 "thing,site,equipment[,hourly_cost][,csr]"
             )
         rows: list[FleetRow] = []
+        problems: list[str] = []
         seen: dict[str, int] = {}
         for raw in reader:
             line = reader.line_num
@@ -63,19 +65,83 @@ def read_fleet_csv(path: Path) -> list[FleetRow]:
             try:
                 spec.checked()
             except (InvalidNameError, InvalidDeviceError) as exc:
-                raise InvalidDeviceError(f"{path}:{line}: {exc}") from None
+                problems.append(f"{path}:{line}: {exc}")
+                continue
             if spec.thing in seen:
-                raise InvalidDeviceError(
+                problems.append(
                     f"{path}:{line}: thing {spec.thing!r} already on line {seen[spec.thing]}: "
                     "expected each thing once"
                 )
+                continue
             seen[spec.thing] = line
             csr = values.get("csr") or None
             csr_path = (path.parent / csr) if csr else None
             if csr_path is not None and not csr_path.is_file():
-                raise InvalidDeviceError(f"{path}:{line}: CSR file {csr_path} does not exist")
+                problems.append(f"{path}:{line}: CSR file {csr_path} does not exist")
+                continue
             rows.append(FleetRow(line, spec, csr_path))
+    _refuse(problems, "the file")
     return rows
+
+
+def _refuse(problems: list[str], what: str) -> None:
+    """One error naming every problem (the first MAX_LISTED), so one fix-up pass is enough."""
+    if not problems:
+        return
+    shown = problems[:MAX_LISTED]
+    more = len(problems) - len(shown)
+    if more:
+        shown.append(f"... and {more} more")
+    head = "" if len(problems) == 1 else f"{len(problems)} problems in {what}; nothing was done:\n"
+    raise InvalidDeviceError(head + "\n".join(shown))
+
+
+def check_fleet(
+    provisioner: Provisioner,
+    rows: Sequence[FleetRow],
+    *,
+    create_sites: bool = False,
+    force: bool = False,
+) -> None:
+    """Every row checked against the registry and the bundles folder before anything is made.
+
+    Unknown sites (without --new-sites), bundles whose thing the registry lost (a restarted
+    local stack) and things that hold a certificate without a bundle here are all named in
+    one error, with the flag or command that resolves them.
+    """
+    problems: list[str] = []
+    sites = {row.spec.site for row in rows}
+    if not create_sites:
+        known = {site for site in sites if provisioner.registry.site_exists(site)}
+        for row in rows:
+            if row.spec.site not in known:
+                problems.append(
+                    f"line {row.line}: site {row.spec.site!r} is unknown: add it with "
+                    f"`chantier provision site add {row.spec.site}`, or pass --new-sites"
+                )
+    if not force:
+        for row in rows:
+            thing = row.spec.thing
+            has_bundle = read_manifest(provisioner.out_root / thing) is not None
+            registered = provisioner.registry.get_thing(thing) is not None
+            if has_bundle and not registered:
+                problems.append(
+                    f"line {row.line}: {provisioner.out_root / thing} exists but thing {thing!r} "
+                    "is not in the registry (the local stack's registry starts empty at each "
+                    "restart): run `chantier provision restore` to register the bundles again, "
+                    "or pass --force to issue new certificates"
+                )
+            elif registered and not has_bundle and _has_active_certificate(provisioner, thing):
+                problems.append(
+                    f"line {row.line}: thing {thing!r} already has an active certificate but no "
+                    f"bundle in {provisioner.out_root}: use `chantier provision rotate {thing}`, "
+                    "or pass --force to re-provision it (its certificate is revoked)"
+                )
+    _refuse(problems, "the fleet")
+
+
+def _has_active_certificate(provisioner: Provisioner, thing: str) -> bool:
+    return any(c.status == "ACTIVE" for c in provisioner.registry.thing_certificates(thing))
 
 
 class Progress:
@@ -135,6 +201,7 @@ def run_fleet(
     create_sites: bool = False,
     archive: bool = False,
     keep_going: bool = False,
+    force: bool = False,
     progress: Progress | None = None,
 ) -> FleetReport:
     """Provision each row not already done; a re-run after a failure picks up where it stopped."""
@@ -154,7 +221,7 @@ def run_fleet(
             provisioner.provision(
                 row.spec,
                 csr_pem=csr_pem,
-                force=interrupted,
+                force=interrupted or force,
                 archive=archive,
                 create_site=create_sites,
             )

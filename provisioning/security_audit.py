@@ -157,14 +157,62 @@ def at_or_above(findings: Iterable[Finding], severity: str) -> list[Finding]:
     return [f for f in findings if f.rank >= threshold]
 
 
-def render_table(findings: list[Finding]) -> str:
-    if not findings:
-        return "no findings"
-    rows = [("SEVERITY", "CHECK", "RESOURCE", "DETAIL")]
-    rows += [(f.severity.upper(), f.check, f.resource, f.detail) for f in findings]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+# What each check looks at, in the words the audit prints before its findings.
+CHECKS = {
+    "certificate-shared": "one certificate attached to several things",
+    "certificate-expired": "active certificates past their end date",
+    "certificate-expiring": f"active certificates expiring within {CERT_EXPIRY_WARNING.days} days",
+    "revoked-still-attached": (
+        "revoked or inactive certificates still attached to a thing or policy"
+    ),
+    "registry-crl-mismatch": "certificates on the CA's CRL but active in the registry (local CA)",
+    "ca-expiring": f"the CA expiring within {CA_EXPIRY_WARNING.days} days (local CA)",
+    "crl-expiring": f"the CRL's next update within {CRL_EXPIRY_WARNING.days} days (local CA)",
+    "policy-wildcard": "policies allowing an action on a wildcard resource",
+}
+
+
+def audit_scope(snapshot: Snapshot) -> dict[str, Any]:
+    """What the audit looked at: counts by certificate status, policies, the CA, the checks."""
+    statuses: dict[str, int] = {}
+    for cert in snapshot.certificates:
+        statuses[cert.status] = statuses.get(cert.status, 0) + 1
+    ca = snapshot.ca
+    return {
+        "at": snapshot.now.isoformat(),
+        "certificates": len(snapshot.certificates),
+        "certificatesByStatus": dict(sorted(statuses.items())),
+        "policies": sorted(snapshot.policies),
+        "ca": None
+        if ca is None
+        else {
+            "subject": ca.subject,
+            "notAfter": ca.not_after.isoformat(),
+            "crlNextUpdate": ca.crl_next_update.isoformat() if ca.crl_next_update else None,
+            "revokedSerials": len(ca.revoked_serials),
+        },
+        "checks": [name for name in CHECKS if ca is not None or "(local CA)" not in CHECKS[name]],
+    }
+
+
+def describe_scope(scope: dict[str, Any]) -> str:
+    """The audit's scope as a few lines for people."""
+    by_status = ", ".join(f"{n} {s.lower()}" for s, n in scope["certificatesByStatus"].items())
+    policies = scope["policies"]
     lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
-        for row in rows
+        f"checked {scope['certificates']} certificate(s)"
+        + (f" ({by_status})" if by_status else ""),
+        f"checked {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}"
+        + (f": {', '.join(policies)}" if policies else ""),
     ]
+    ca = scope["ca"]
+    if ca is None:
+        lines.append("CA: Amazon's (not audited here)")
+    else:
+        lines.append(
+            f"checked the local CA {ca['subject']} (valid until {ca['notAfter'][:10]}, CRL with "
+            f"{ca['revokedSerials']} revoked, next update {str(ca['crlNextUpdate'])[:10]})"
+        )
+    lines.append("checks:")
+    lines += [f"  {name}: {CHECKS[name]}" for name in scope["checks"]]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chantier.names import check_name
@@ -23,12 +23,14 @@ from provisioning.bundle import (
     new_staging_dir,
     publish,
     read_manifest,
+    repoint_bundle,
     unpublish,
     write_archive,
 )
 from provisioning.ca import check_csr
 from provisioning.errors import (
     InvalidDeviceError,
+    ProvisioningError,
     ThingExistsError,
     ThingNotFoundError,
     UnknownSiteError,
@@ -91,6 +93,23 @@ class DeviceView:
     @property
     def active(self) -> list[CertificateRecord]:
         return [c for c in self.certificates if c.status == "ACTIVE"]
+
+    def current(self) -> CertificateRecord | None:
+        """The certificate that says how the thing stands: its newest active one, else its
+        newest attached one, else the newest it had (a revoked thing has none attached)."""
+        for pool in (self.active, self.certificates, self.history):
+            if pool:
+                return max(pool, key=lambda c: c.not_before or datetime.min.replace(tzinfo=UTC))
+        return None
+
+    def status(self, now: datetime) -> str:
+        """ACTIVE, EXPIRED (active but past its date), REVOKED, INACTIVE… or NONE."""
+        cert = self.current()
+        if cert is None:
+            return "NONE"
+        if cert.status == "ACTIVE" and cert.not_after is not None and cert.not_after <= now:
+            return "EXPIRED"
+        return cert.status
 
 
 @dataclass
@@ -314,6 +333,63 @@ class Provisioner:
         )
         return result, backup
 
+    # -- restore -----------------------------------------------------------------------------
+
+    def restore(self, thing: str) -> str | None:
+        """Register a bundle's thing and certificate again; None if it needed nothing.
+
+        The local stack keeps its registry in memory, so a restart forgets every thing while
+        the bundles and the CA (on disk) stay valid: this puts each thing back as its bundle
+        describes it, with the same certificate and key, and points the bundle at the new
+        broker address. Returns the certificate id.
+        """
+        check_name("thing", thing)
+        bundle = self.out_root / thing
+        manifest = read_manifest(bundle)
+        if manifest is None:
+            raise ThingNotFoundError(f"no bundle in {bundle}: nothing to restore for {thing!r}")
+        if self.registry.get_thing(thing) is not None:
+            return None
+        adopt = getattr(self.backend, "adopt", None)
+        if adopt is None:
+            raise ProvisioningError(
+                f"restore is for the local stack, whose registry a restart empties; in "
+                f"{self.backend.mode} mode re-provision {thing} with --force"
+            )
+        spec = DeviceSpec(
+            thing,
+            str(manifest.get("site", "")),
+            str(manifest.get("equipment", "")),
+            manifest.get("hourlyCost"),
+        ).checked()
+        with self._audited("restore", thing, site=spec.site) as log:
+            self._prepare()
+            undo = _Undo()
+            try:
+                if not self.registry.site_exists(spec.site):
+                    self.registry.create_site(spec.site)
+                    undo.push(f"site {spec.site}", lambda: self.registry.delete_site(spec.site))
+                self._upsert_thing(spec, None, undo)
+                certificate_id, arn = adopt(thing, (bundle / f"{thing}.pem").read_bytes())
+                self.registry.attach(thing, arn, DEVICE_POLICY_NAME)
+            except BaseException:
+                undo.run()
+                raise
+            repoint_bundle(bundle, *self.backend.endpoint())
+            log.update(certificateId=certificate_id)
+            self._warn(self.backend.after_change())
+            return str(certificate_id)
+
+    def bundles(self) -> list[str]:
+        """Things that have a bundle in the output folder, sorted."""
+        if not self.out_root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.out_root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and read_manifest(p) is not None
+        )
+
     # -- rotate ------------------------------------------------------------------------------
 
     def rotate(
@@ -410,38 +486,47 @@ class Provisioner:
 
     # -- read --------------------------------------------------------------------------------
 
-    def devices(self) -> list[DeviceView]:
-        views = []
-        for record in sorted(self.registry.things(), key=lambda t: t.name):
-            views.append(self._view(record, with_links=False))
-        return views
+    def devices(self, *, with_links: bool = False) -> list[DeviceView]:
+        """Every thing with its certificates, past ones included (so a revoked one shows)."""
+        past = self._past_certificate_ids()
+        return [
+            self._with_history(self._view(record, with_links=with_links), past, with_links)
+            for record in sorted(self.registry.things(), key=lambda t: t.name)
+        ]
 
     def show(self, thing: str) -> DeviceView:
         """The thing, its attached certificates and those it had before (from the audit log)."""
         check_name("thing", thing)
         view = self._view(self._require_thing(thing), with_links=True)
+        return self._with_history(view, self._past_certificate_ids(), True)
+
+    def _with_history(
+        self, view: DeviceView, past: dict[str, list[str]], with_links: bool
+    ) -> DeviceView:
         attached = {c.certificate_id for c in view.certificates}
         history = []
-        for certificate_id in self._past_certificate_ids(thing):
+        for certificate_id in past.get(view.thing.name, []):
             if certificate_id in attached:
                 continue
             try:
-                history.append(self.registry.certificate(certificate_id))
+                history.append(self.registry.certificate(certificate_id, with_links=with_links))
             except Exception as exc:
                 if not is_not_found(exc):
                     raise
         return replace(view, history=history)
 
-    def _past_certificate_ids(self, thing: str) -> list[str]:
+    def _past_certificate_ids(self) -> dict[str, list[str]]:
         # Revoked certificates are detached, so the registry no longer links them to the thing;
-        # the audit log still does.
-        ids: list[str] = []
+        # the audit log still does. Read once for every thing.
+        ids: dict[str, list[str]] = {}
         for entry in self.audit.entries():
-            if entry.get("thing") != thing or entry.get("outcome") != "ok":
+            thing = entry.get("thing")
+            if not isinstance(thing, str) or entry.get("outcome") != "ok":
                 continue
+            known = ids.setdefault(thing, [])
             for value in [entry.get("certificateId"), *entry.get("previousCertificateIds", [])]:
-                if isinstance(value, str) and value and value not in ids:
-                    ids.append(value)
+                if isinstance(value, str) and value and value not in known:
+                    known.append(value)
         return ids
 
     def _view(self, record: ThingRecord, *, with_links: bool) -> DeviceView:
@@ -455,6 +540,12 @@ class Provisioner:
 
     def _require_thing(self, thing: str) -> ThingRecord:
         record = self.registry.get_thing(thing)
+        if record is None and read_manifest(self.out_root / thing) is not None:
+            raise ThingNotFoundError(
+                f"thing {thing!r} is not in the registry, though its bundle is in "
+                f"{self.out_root / thing}: after a local stack restart, run `chantier provision "
+                "restore` to register the bundles again"
+            )
         if record is None:
             raise ThingNotFoundError(
                 f"thing {thing!r} is not in the registry: check the name with "

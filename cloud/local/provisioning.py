@@ -7,8 +7,11 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from cryptography.exceptions import InvalidSignature
 
 from cloud.local.stackinfo import ACCOUNT_ID, REGION, StackInfo, StackNotRunningError
 from cloud.local.stackinfo import state_dir as default_state_dir
@@ -69,6 +72,30 @@ class LocalBackend:
             self.ca.revoke(made.serial)
             raise
         return Issued(certificate_id, arn, pem, made.key_path, made.serial, made.not_after)
+
+    def adopt(self, thing: str, pem: bytes) -> tuple[str, str]:
+        """Register again a certificate this CA issued earlier (the registry lost it)."""
+        from cryptography import x509
+
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+            cert.verify_directly_issued_by(self.ca.certificate)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise ProvisioningError(
+                f"the certificate of {thing} was not issued by the local CA {self.ca.cert_path} "
+                f"({exc or 'bad signature'}): re-provision it with --force"
+            ) from None
+        if self.ca.is_revoked(cert.serial_number):
+            raise ProvisioningError(
+                f"the certificate of {thing} is revoked (on the local CA's CRL): re-provision it "
+                "with --force"
+            )
+        if cert.not_valid_after_utc <= datetime.now(UTC):
+            raise ProvisioningError(
+                f"the certificate of {thing} expired on {cert.not_valid_after_utc:%Y-%m-%d}: "
+                "re-provision it with --force"
+            )
+        return self.registry.register_certificate(pem.decode())
 
     def revoke(self, certificate: CertificateRecord) -> None:
         if certificate.serial is not None:

@@ -12,7 +12,8 @@ from provisioning.security_audit import (
     Finding,
     Snapshot,
     at_or_above,
-    render_table,
+    audit_scope,
+    describe_scope,
     run_checks,
     take_snapshot,
 )
@@ -124,12 +125,25 @@ def test_each_check_fires() -> None:
     assert "medium" not in {f.severity for f in at_or_above(findings, "high")}
 
 
-def test_table_lists_severity_check_resource_and_detail() -> None:
-    table = render_table([Finding("high", "policy-wildcard", "open", "iot:* allowed on *")])
-    header, row = table.splitlines()
-    assert header.split() == ["SEVERITY", "CHECK", "RESOURCE", "DETAIL"]
-    assert row.split()[:3] == ["HIGH", "policy-wildcard", "open"]
-    assert render_table([]) == "no findings"
+def test_scope_says_what_was_checked(local: Provisioner) -> None:
+    local.provision(DeviceSpec("exc-01", "lyon", "excavator"))
+    local.provision(DeviceSpec("exc-02", "lyon", "excavator"))
+    local.revoke("exc-02")
+    snapshot = take_snapshot(local.registry, local.backend.ca_status(), datetime.now(UTC))
+    scope = audit_scope(snapshot)
+    assert scope["certificatesByStatus"] == {"ACTIVE": 1, "REVOKED": 1}
+    assert "chantier-device" in scope["policies"]
+    assert "crl-expiring" in scope["checks"] and "policy-wildcard" in scope["checks"]
+    text = describe_scope(scope)
+    assert "checked 2 certificate(s) (1 active, 1 revoked)" in text
+    assert "checked the local CA" in text and "certificate-expiring" in text
+
+
+def test_scope_without_a_local_ca_leaves_its_checks_out() -> None:
+    snapshot = Snapshot([], {}, None, datetime.now(UTC))
+    scope = audit_scope(snapshot)
+    assert "ca-expiring" not in scope["checks"] and "certificate-shared" in scope["checks"]
+    assert "Amazon's" in describe_scope(scope)
 
 
 def test_snapshot_of_a_real_registry_finds_a_revoked_certificate_left_attached(

@@ -94,7 +94,7 @@ def test_device_list_show_revoke_in_aws_mode(
     code, out, _ = run(capsys, "revoke", "exc-01", *aws_cli)
     assert code == 0 and "revoked and detached" in out
     code, out, _ = run(capsys, "list", *aws_cli)
-    assert "NONE" in out
+    assert out.splitlines()[1].split()[4] == "REVOKED"  # the detached certificate still tells
 
 
 def test_rotate_prints_how_to_complete(
@@ -170,7 +170,8 @@ def test_audit_exit_code_follows_fail_on(
     capsys: pytest.CaptureFixture[str], aws_cli: list[str], iot: Any
 ) -> None:
     code, out, _ = run(capsys, "audit", *aws_cli)
-    assert code == 0 and out.strip() == "no findings"
+    assert code == 0 and out.strip().endswith("no findings")
+    assert f"checked 1 policy: {DEVICE_POLICY_NAME}" in out and "policy-wildcard:" in out
     iot.create_policy(
         policyName="too-open",
         policyDocument=json.dumps(
@@ -199,3 +200,35 @@ def test_aws_bundle_publishes_through_basic_ingest(
     assert topic("lyon", "exc-01", "health", config.topic_prefix) == (
         "$aws/rules/chantier_health/dt/chantier/lyon/exc-01/health"
     )
+
+
+def test_list_filters_and_json_equal_to_show(
+    capsys: pytest.CaptureFixture[str], aws_cli: list[str]
+) -> None:
+    for thing, site in (("exc-01", "lyon"), ("exc-02", "lyon"), ("gen-01", "paris")):
+        code, _, err = run(
+            capsys, "device", thing, "--site", site, "--equipment", "excavator", "--new-site",
+            *aws_cli,
+        )  # fmt: skip
+        assert code == 0, err
+    assert run(capsys, "revoke", "exc-02", *aws_cli)[0] == 0
+
+    def things(*argv: str) -> list[str]:
+        code, out, err = run(capsys, "list", *argv, *aws_cli)
+        assert code == 0, err
+        return [line.split()[0] for line in out.strip().splitlines()[1:]]
+
+    assert things("--site", "lyon") == ["exc-01", "exc-02"]
+    assert things("--status", "revoked") == ["exc-02"]
+    assert things("--status", "ACTIVE", "--site", "paris") == ["gen-01"]
+    assert things("--expiring", "400") == ["exc-01", "gen-01"]  # AWS-mode moto: one year
+    assert run(capsys, "list", "--expiring", "30", *aws_cli)[1].strip() == "no thing matches"
+
+    code, out, _ = run(capsys, "list", "--json", *aws_cli)
+    listed = {item["thing"]: item for item in json.loads(out)}
+    for thing in ("exc-01", "exc-02", "gen-01"):
+        shown = json.loads(run(capsys, "show", thing, "--json", *aws_cli)[1])
+        assert listed[thing] == shown
+    assert listed["exc-01"]["certificates"][0]["things"] == ["exc-01"]
+    assert listed["exc-01"]["certificates"][0]["policies"] == [DEVICE_POLICY_NAME]
+    assert listed["exc-02"]["status"] == "REVOKED" and listed["exc-02"]["history"]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from provisioning.csv_batch import Progress, read_fleet_csv, run_fleet
+from provisioning.csv_batch import Progress, check_fleet, read_fleet_csv, run_fleet
 from provisioning.errors import InvalidDeviceError
-from provisioning.service import Provisioner
+from provisioning.service import DeviceSpec, Provisioner
 
 CSV = """thing,site,equipment,hourly_cost
 exc-01,lyon,excavator,85
@@ -121,3 +122,84 @@ def test_progress_without_terminal_prints_a_line_per_tenth() -> None:
     assert lines[0] == "1/20 (5%) m-1"
     assert "20/20 (100%) m-20" in lines
     assert len(lines) <= 12
+
+
+def test_every_bad_row_is_named_at_once(tmp_path: Path) -> None:
+    text = "thing,site,equipment\nExc,lyon,excavator\nok-01,lyon,crane\nmix-01,lyon,tractor\n"
+    with pytest.raises(InvalidDeviceError) as caught:
+        read_fleet_csv(write_csv(tmp_path, text))
+    message = str(caught.value)
+    assert "2 problems" in message and ":2: thing 'Exc'" in message and ":4: equipment" in message
+
+
+def test_an_unknown_site_is_refused_before_anything_is_created(
+    local: Provisioner, iot: Any, tmp_path: Path
+) -> None:
+    rows = read_fleet_csv(write_csv(tmp_path, CSV))  # line 4 is on site paris, unknown
+    with pytest.raises(InvalidDeviceError, match=r"line 4: site 'paris' is unknown.*--new-sites"):
+        check_fleet(local, rows)
+    assert iot.list_things()["things"] == [] and not (local.out_root / "exc-01").exists()
+    check_fleet(local, rows, create_sites=True)  # the flag it names makes it pass
+
+
+def forget_registry(iot: Any) -> None:
+    """What a local stack restart does: moto starts with an empty registry."""
+    for thing in iot.list_things()["things"]:
+        name = thing["thingName"]
+        for arn in iot.list_thing_principals(thingName=name)["principals"]:
+            iot.detach_thing_principal(thingName=name, principal=arn)
+            for policy in iot.list_attached_policies(target=arn)["policies"]:
+                iot.detach_policy(policyName=policy["policyName"], target=arn)
+        iot.delete_thing(thingName=name)
+    for cert in iot.list_certificates()["certificates"]:
+        iot.update_certificate(certificateId=cert["certificateId"], newStatus="INACTIVE")
+        iot.delete_certificate(certificateId=cert["certificateId"], forceDelete=True)
+    for group in iot.list_thing_groups()["thingGroups"]:
+        iot.delete_thing_group(thingGroupName=group["groupName"])
+
+
+def test_after_a_restart_the_fleet_says_restore_or_force_and_restore_keeps_the_keys(
+    local: Provisioner, iot: Any, tmp_path: Path
+) -> None:
+    rows = read_fleet_csv(write_csv(tmp_path, CSV))
+    assert run_fleet(local, rows, create_sites=True, progress=quiet()).ok
+    key_before = (local.out_root / "exc-01" / "exc-01.key").read_bytes()
+    forget_registry(iot)
+
+    with pytest.raises(InvalidDeviceError) as caught:
+        check_fleet(local, rows, create_sites=True)
+    message = str(caught.value)
+    assert "4 problems" in message and "chantier provision restore" in message
+    assert "--force" in message
+
+    from cloud.local.provisioning import LocalBackend
+    from provisioning.registry import Registry
+
+    assert isinstance(local.backend, LocalBackend)
+    moved = LocalBackend(local.backend.ca, Registry(iot), ("127.0.0.1", 28883))
+    restarted = Provisioner(moved, local.out_root, audit=local.audit)
+    assert restarted.bundles() == ["crane-01", "exc-01", "gen-01", "mix-01"]
+    certificate_id = restarted.restore("exc-01")
+    assert certificate_id is not None
+    manifest = json.loads((local.out_root / "exc-01" / "bundle.json").read_text())
+    assert manifest["certificateId"] == certificate_id and manifest["port"] == 28883
+    assert "port = 28883" in (local.out_root / "exc-01" / "agent.toml").read_text()
+    assert (local.out_root / "exc-01" / "exc-01.key").read_bytes() == key_before
+    view = restarted.show("exc-01")
+    assert view.thing.site == "lyon" and [c.status for c in view.active] == ["ACTIVE"]
+    assert restarted.restore("exc-01") is None  # once is enough
+
+    # --force is the other way out: new certificates for the rest
+    report = run_fleet(restarted, rows, create_sites=True, force=True, progress=quiet())
+    assert report.skipped == ["exc-01"] and len(report.provisioned) == 3
+
+
+def test_a_revoked_bundle_is_not_restored(local: Provisioner, iot: Any) -> None:
+    from provisioning.errors import ProvisioningError
+
+    local.provision(DeviceSpec("exc-01", "lyon", "excavator"))
+    local.revoke("exc-01")
+    forget_registry(iot)
+    with pytest.raises(ProvisioningError, match="revoked.*--force"):
+        local.restore("exc-01")
+    assert iot.list_things()["things"] == []  # undone
