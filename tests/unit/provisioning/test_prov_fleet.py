@@ -200,6 +200,6 @@ def test_a_revoked_bundle_is_not_restored(local: Provisioner, iot: Any) -> None:
     local.provision(DeviceSpec("exc-01", "lyon", "excavator"))
     local.revoke("exc-01")
     forget_registry(iot)
-    with pytest.raises(ProvisioningError, match="revoked.*--force"):
+    with pytest.raises(ProvisioningError, match=r"revoked.*--force"):
         local.restore("exc-01")
     assert iot.list_things()["things"] == []  # undone
