@@ -167,7 +167,17 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         result = services.sensors.post(body.encode() if isinstance(body, str) else body)
         return _json(201, result)
 
-    @app.get("/api/sensors/data", summary="Readings by run, thing, sensor and time range")
+    @app.get(
+        "/api/sensors/data",
+        summary="Readings by run, thing, sensor and time range",
+        description=(
+            "Needs runId, or thing and sensorId; from/to are epoch ms, inclusive. Readings are "
+            "kept one batch per item: a page lists the readings of successive batches (in the "
+            "order of their first reading), each batch's in time order, and may end inside a "
+            "batch. Follow nextCursor until it is null; a page may hold fewer than limit "
+            "readings, even none, while nextCursor is not null."
+        ),
+    )
     def get_data(
         run_id: Annotated[str | None, Query(alias="runId", pattern=RUN_ID_PATTERN)] = None,
         thing: Annotated[str | None, Query(max_length=64)] = None,

@@ -10,8 +10,10 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from cloud.dashboard.service import FIELDS
+from cloud.ingest.readings_store import SPAN_MS, batch_pk, readings_of, sk_upper, time_sk
 
 HEALTH_SK = "HEALTH"
+_FAR_FUTURE_MS = 9_999_999_999_999
 
 
 def _plain(value: Any) -> Any:
@@ -20,11 +22,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _reading(item: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"ts": int(item["ts"])}
+def _reading(reading: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"ts": int(reading["ts"])}
     for name in FIELDS:
-        if name in item:
-            out[name] = float(item[name])
+        if name in reading:
+            out[name] = float(reading[name])
     if item.get("runId"):
         out["runId"] = item["runId"]
     return out
@@ -55,29 +57,37 @@ class DynamoDashboardReader:
         return {**message, "receivedAt": _plain(item.get("receivedAt"))}
 
     def latest(self, thing: str, sensor_id: str) -> dict[str, Any] | None:
-        response = self._readings.query(
-            KeyConditionExpression=Key("pk").eq(f"R#{thing}#{sensor_id}"),
-            ScanIndexForward=False,
-            Limit=1,
-        )
-        items = response.get("Items", [])
-        return _reading(items[0]) if items else None
+        found = self.series(thing, sensor_id, 0, _FAR_FUTURE_MS, 1)
+        return found[-1] if found else None
 
     def series(
         self, thing: str, sensor_id: str, start_ms: int, end_ms: int, limit: int
     ) -> list[dict[str, Any]]:
+        # Newest batches first. Batches overlap (a reading past an alert level leaves alone,
+        # while its batch goes on filling), so the newest readings are known only once the
+        # batches still unread start more than SPAN_MS before the oldest of them.
         request: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(f"R#{thing}#{sensor_id}")
-            & Key("sk").between(f"{start_ms:013d}", f"{end_ms:013d}"),
-            "ScanIndexForward": False,  # newest first, so a long window keeps its recent end
+            "KeyConditionExpression": Key("pk").eq(batch_pk(thing))
+            & Key("sk").between(time_sk(start_ms - SPAN_MS + 1), sk_upper(end_ms)),
+            "ScanIndexForward": False,
+            # Pages of a few batches: the loop usually stops after the first.
+            "Limit": 8,
         }
-        out: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
         for item in self._query(self._readings, **request):
-            out.append(_reading(item))
-            if len(out) >= limit:
+            if len(kept) >= limit and int(item["first"]) + SPAN_MS <= kept[limit - 1]["ts"]:
                 break
-        out.reverse()
-        return out
+            if sensor_id not in item.get("sensors", ()):
+                continue
+            kept += [
+                _reading(r, item)
+                for r in readings_of(item)
+                if r["sensorId"] == sensor_id and start_ms <= r["ts"] <= end_ms
+            ]
+            kept.sort(key=lambda r: r["ts"], reverse=True)
+        kept = kept[:limit]
+        kept.reverse()
+        return kept
 
     @staticmethod
     def _query(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:

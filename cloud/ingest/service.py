@@ -66,7 +66,7 @@ class IngestService:
                 return {"accepted": 0, "rejected": len(outcome.rejections), "transitions": 0}
             # Alerts first: they are the latency that matters (reading -> ACTIVE). A failure
             # after them is safe to retry, since the engine drops a batch it already applied and
-            # the readings are keyed by time.
+            # the hot-store item is keyed by the batch's name.
             transitions = self.alerts.process_batch(batch)
             stored = self.readings.put_batch(batch)
             for transition in transitions:
