@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import math
 import struct
 import threading
 from collections.abc import Callable
@@ -65,62 +66,134 @@ class Calibration:
         )
 
 
+# The forward formulas below are the ones the driver evaluates (adafruit-circuitpython-bme280,
+# after Bosch's reference C code), operation for operation, so that inverting them gives the
+# ADC code the driver turns back into the intended value. Bosch's humidity formula differs from
+# the datasheet's when dig_H3 != 0, and the driver derives temperature from the truncated t_fine.
+ADC_20_MAX = (1 << 20) - 1
+ADC_16_MAX = 0xFFFF
+
+
 def compensate_temperature(adc_t: int, c: Calibration) -> tuple[float, int]:
-    """Datasheet floating-point temperature formula: (°C, t_fine)."""
+    """Temperature as the driver computes it: (°C, t_fine)."""
     var1 = (adc_t / 16384.0 - c.t1 / 1024.0) * c.t2
-    var2 = (adc_t / 131072.0 - c.t1 / 8192.0) ** 2 * c.t3
+    var2 = ((adc_t / 131072.0 - c.t1 / 8192.0) * (adc_t / 131072.0 - c.t1 / 8192.0)) * c.t3
     t_fine = int(var1 + var2)
-    return (var1 + var2) / 5120.0, t_fine
+    return t_fine / 5120.0, t_fine
+
+
+def _pressure_terms(t_fine: int, c: Calibration) -> tuple[float, float]:
+    """(var1, var2) of the pressure formula: they depend on temperature only."""
+    var1 = float(t_fine) / 2.0 - 64000.0
+    var2 = var1 * var1 * c.p6 / 32768.0
+    var2 += var1 * c.p5 * 2.0
+    var2 = var2 / 4.0 + c.p4 * 65536.0
+    var3 = c.p3 * var1 * var1 / 524288.0
+    var1 = (var3 + c.p2 * var1) / 524288.0
+    var1 = (1.0 + var1 / 32768.0) * c.p1
+    return var1, var2
 
 
 def compensate_pressure(adc_p: int, t_fine: int, c: Calibration) -> float:
-    """Datasheet floating-point pressure formula, in hPa."""
-    var1 = t_fine / 2.0 - 64000.0
-    var2 = var1 * var1 * c.p6 / 32768.0
-    var2 = var2 + var1 * c.p5 * 2.0
-    var2 = var2 / 4.0 + c.p4 * 65536.0
-    var1 = (c.p3 * var1 * var1 / 524288.0 + c.p2 * var1) / 524288.0
-    var1 = (1.0 + var1 / 32768.0) * c.p1
-    if var1 == 0:
+    """Pressure as the driver computes it, in hPa (0 where the driver would raise)."""
+    return _pressure(adc_p, *_pressure_terms(t_fine, c), c)
+
+
+def _pressure(adc_p: int, var1: float, var2: float, c: Calibration) -> float:
+    if not var1:
         return 0.0
-    p = 1048576.0 - adc_p
-    p = (p - var2 / 4096.0) * 6250.0 / var1
-    var1 = c.p9 * p * p / 2147483648.0
-    var2 = p * c.p8 / 32768.0
-    return (p + (var1 + var2 + c.p7) / 16.0) / 100.0
+    pressure = 1048576.0 - adc_p
+    pressure = ((pressure - var2 / 4096.0) * 6250.0) / var1
+    var1 = c.p9 * pressure * pressure / 2147483648.0
+    var2 = pressure * c.p8 / 32768.0
+    pressure += (var1 + var2 + c.p7) / 16.0
+    return pressure / 100
+
+
+def _humidity_terms(t_fine: int, c: Calibration) -> tuple[float, float, float]:
+    """(offset, scale, stretch): before its last term, humidity = (adc - offset)*scale*stretch."""
+    var1 = float(t_fine) - 76800.0
+    offset = c.h4 * 64.0 + (c.h5 / 16384.0) * var1
+    var5 = 1.0 + (c.h3 / 67108864.0) * var1
+    var6 = 1.0 + (c.h6 / 67108864.0) * var1 * var5
+    return offset, c.h2 / 65536.0, var5 * var6
 
 
 def compensate_humidity(adc_h: int, t_fine: int, c: Calibration) -> float:
-    """Datasheet floating-point humidity formula, in %RH, clamped to 0..100."""
-    h = t_fine - 76800.0
-    h = (adc_h - (c.h4 * 64.0 + c.h5 / 16384.0 * h)) * (
-        c.h2 / 65536.0 * (1.0 + c.h6 / 67108864.0 * h * (1.0 + c.h3 / 67108864.0 * h))
-    )
-    h = h * (1.0 - c.h1 * h / 524288.0)
-    return min(100.0, max(0.0, h))
+    """Relative humidity as the driver computes it, in %RH, clamped to 0..100."""
+    return _humidity(adc_h, *_humidity_terms(t_fine, c), c)
 
 
-def _solve(f: Callable[[int], float], target: float, low: int, high: int) -> int:
-    """Smallest integer x in [low, high] with f(x) >= target, f increasing (bisection)."""
-    while low < high:
-        mid = (low + high) // 2
-        if f(mid) < target:
-            low = mid + 1
+def _humidity(adc_h: int, offset: float, scale: float, stretch: float, c: Calibration) -> float:
+    var6 = (adc_h - offset) * scale * stretch
+    humidity = var6 * (1.0 - c.h1 * var6 / 524288.0)
+    return min(100.0, max(0.0, humidity))
+
+
+def _pieces(vertex: float | None, low: int, high: int) -> list[tuple[int, int]]:
+    """[low, high] cut at a quadratic's vertex into parts where it is monotone."""
+    if vertex is None or not math.isfinite(vertex) or not low < vertex < high:
+        return [(low, high)]
+    return [(low, math.floor(vertex)), (math.floor(vertex) + 1, high)]
+
+
+def nearest_code(f: Callable[[int], float], target: float, low: int, high: int) -> int:
+    """The code in [low, high] whose f is closest to target, f monotone there (bisection)."""
+    rising = f(high) >= f(low)
+    lo, hi = low, high
+    while lo < hi:  # first code at or past the target in f's direction
+        mid = (lo + hi) // 2
+        if (f(mid) < target) if rising else (f(mid) > target):
+            lo = mid + 1
         else:
-            high = mid
-    return low
+            hi = mid
+    candidates = [x for x in (lo - 1, lo) if x >= low]
+    return min(candidates, key=lambda x: abs(f(x) - target))
+
+
+def _invert(f: Callable[[int], float], target: float, vertex: float | None, high: int) -> int:
+    """The ADC code whose driver output is closest to target.
+
+    Each compensation is a quadratic (or a line) in the ADC code: monotone on either side of its
+    vertex, so one bisection per side finds the closest code whatever the calibration.
+    """
+    found = [nearest_code(f, target, lo, hi) for lo, hi in _pieces(vertex, 0, high)]
+    return min(found, key=lambda x: abs(f(x) - target))
+
+
+def _temperature_code(celsius: float, c: Calibration) -> int:
+    # var1 + var2 = 8*t2*x + t3*x^2 with x = adc/131072 - t1/8192
+    vertex = None if c.t3 == 0 else 131072.0 * (-4.0 * c.t2 / c.t3 + c.t1 / 8192.0)
+    return _invert(lambda x: compensate_temperature(x, c)[0], celsius, vertex, ADC_20_MAX)
+
+
+def _pressure_code(hpa: float, t_fine: int, c: Calibration) -> int:
+    var1, var2 = _pressure_terms(t_fine, c)
+    if not var1:
+        return ADC_20_MAX // 2  # the driver cannot compute a pressure with this calibration
+    # p = (1048576 - adc - var2/4096) * 6250/var1, then p + (p9*p^2/2^31 + p8*p/2^15 + p7)/16
+    vertex = None
+    if c.p9:
+        p_vertex = -(16.0 + c.p8 / 32768.0) * 2147483648.0 / (2.0 * c.p9)
+        vertex = 1048576.0 - var2 / 4096.0 - p_vertex * var1 / 6250.0
+    return _invert(lambda x: _pressure(x, var1, var2, c), hpa, vertex, ADC_20_MAX)
+
+
+def _humidity_code(rh: float, t_fine: int, c: Calibration) -> int:
+    offset, scale, stretch = _humidity_terms(t_fine, c)
+    gain = scale * stretch
+    # humidity = u * (1 - h1*u/2^19) with u = gain * (adc - offset)
+    vertex = offset + 262144.0 / (c.h1 * gain) if gain and c.h1 else None
+    return _invert(lambda x: _humidity(x, offset, scale, stretch, c), rh, vertex, ADC_16_MAX)
 
 
 def raw_from_physical(m: Measurement, c: Calibration) -> tuple[int, int, int]:
-    """ADC values (20-bit T and P, 16-bit H) the chip would output for a measurement."""
-    adc_t = _solve(lambda x: compensate_temperature(x, c)[0], m.temperature, 0, (1 << 20) - 1)
+    """ADC values (20-bit T and P, 16-bit H) the driver turns back into this measurement."""
+    adc_t = _temperature_code(m.temperature, c)
     _, t_fine = compensate_temperature(adc_t, c)
     pressure = 1013.25 if m.pressure is None else m.pressure
     humidity = 50.0 if m.humidity is None else m.humidity
-    # pressure falls as the ADC value rises
-    adc_p = _solve(lambda x: -compensate_pressure(x, t_fine, c), -pressure, 0, (1 << 20) - 1)
-    adc_h = _solve(lambda x: compensate_humidity(x, t_fine, c), humidity, 0, 0xFFFF)
-    return adc_t, adc_p, adc_h
+    return adc_t, _pressure_code(pressure, t_fine, c), _humidity_code(humidity, t_fine, c)
 
 
 class NackError(OSError):

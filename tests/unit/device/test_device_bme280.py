@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from device.sensors.base import Measurement, SensorError
@@ -153,18 +153,100 @@ def test_calibration_registers_layout() -> None:
     assert first[25] == 75  # dig_H1 at 0xA1
 
 
-@settings(max_examples=25, deadline=None)
+# Every calibration the registers can hold for humidity (the parameters where Bosch's code and
+# the datasheet part ways), plausible chips for temperature and pressure.
+any_calibration = st.builds(
+    Calibration,
+    t1=st.integers(26000, 30000),
+    t2=st.integers(24000, 28000),
+    t3=st.integers(-3000, 3000),
+    p1=st.integers(34000, 40000),
+    p2=st.integers(-12000, -9000),
+    p3=st.integers(2000, 4000),
+    p4=st.integers(0, 10000),
+    p5=st.integers(-300, 300),
+    p6=st.integers(-20, 20),
+    p7=st.integers(8000, 16000),
+    p8=st.integers(-16000, -9000),
+    p9=st.integers(3000, 8000),
+    h1=st.integers(0, 255),
+    h2=st.integers(-32768, 32767),
+    h3=st.integers(0, 255),
+    h4=st.integers(-2048, 2047),
+    h5=st.integers(-2048, 2047),
+    h6=st.integers(-128, 127),
+)
+T_MAX, P_MAX, H_MAX = (1 << 20) - 1, (1 << 20) - 1, 0xFFFF
+
+
+def data_registers(bus: EmulatedBus) -> tuple[int, int, int]:
+    """ADC codes (T, P, H) in the chip's data registers, as a burst read from 0xF7 gets them."""
+    raw = bytearray(8)
+    SMBusI2C(bus).writeto_then_readfrom(0x76, bytes([0xF7]), raw)
+    press = (raw[0] << 12) | (raw[1] << 4) | (raw[2] >> 4)
+    temp = (raw[3] << 12) | (raw[4] << 4) | (raw[5] >> 4)
+    return temp, press, (raw[6] << 8) | raw[7]
+
+
+@settings(max_examples=100, deadline=None)
 @given(
+    calib=any_calibration,
     t=st.floats(-40, 85),
-    h=st.floats(0, 100),
+    h=st.floats(0.5, 99.5),
     p=st.floats(300, 1100),
 )
-def test_physical_values_round_trip_through_registers(t: float, h: float, p: float) -> None:
-    chip = Bme280Emulator(source=lambda: Measurement(t, h, p))
-    m = sensor_on(EmulatedBus({0x76: chip})).read()
-    assert m.temperature == pytest.approx(t, abs=0.02)
-    assert m.pressure == pytest.approx(p, abs=0.05)
-    assert m.humidity == pytest.approx(h, abs=0.15)
+def test_emulator_round_trips_through_the_real_driver_within_one_adc_step(
+    calib: Calibration, t: float, h: float, p: float
+) -> None:
+    """Physical value -> emulator registers -> Adafruit driver gives the value back, within the
+    driver's change for one ADC code there, whenever the calibration can express the value."""
+    from adafruit_bme280.advanced import Adafruit_BME280_I2C
+
+    chip = Bme280Emulator(
+        source=lambda: Measurement(t, h, p), calibration=calib, conversion_polls=0
+    )
+    bus = EmulatedBus({0x76: chip})
+    driver = Adafruit_BME280_I2C(SMBusI2C(bus), 0x76)
+    got = (driver.temperature, driver.pressure, driver.humidity)
+    adc_t, adc_p, adc_h = data_registers(bus)
+
+    def driver_at(codes: tuple[int, int, int]) -> tuple[float, float, float]:
+        chip.set_raw(*codes)
+        return driver.temperature, driver.pressure, driver.humidity
+
+    # What the driver can output at all: its values at both ends of each ADC range (the
+    # humidity and pressure ones at the temperature the emulator chose).
+    t_ends = [driver_at((code, adc_p, adc_h))[0] for code in (0, T_MAX)]
+    ph_ends = [driver_at((adc_t, code, code * H_MAX // P_MAX))[1:] for code in (0, P_MAX)]
+    targets = (t, p, h)
+    ends = (t_ends, [e[0] for e in ph_ends], [e[1] for e in ph_ends])
+    assume(all(min(e) <= x <= max(e) for x, e in zip(targets, ends, strict=True)))
+    # one ADC step at the chosen codes, measured with the driver on both sides
+    t_near = [driver_at((adc_t + d, adc_p, adc_h))[0] for d in (-1, 1) if 0 <= adc_t + d <= T_MAX]
+    ph_near = [
+        driver_at((adc_t, adc_p + d, adc_h + d))[1:]
+        for d in (-1, 1)
+        if 0 <= adc_p + d <= P_MAX and 0 <= adc_h + d <= H_MAX
+    ]
+    steps = (
+        max(abs(v - got[0]) for v in t_near),
+        max(abs(v[0] - got[1]) for v in ph_near),
+        max(abs(v[1] - got[2]) for v in ph_near),
+    )
+    for name, target, value, step in zip(("T", "P", "H"), targets, got, steps, strict=True):
+        assert abs(value - target) <= step + 1e-9, (name, target, value, step)
+
+
+def test_humidity_round_trip_with_the_calibration_that_broke_the_datasheet_inverse() -> None:
+    """dig_H3 = 211 and dig_H6 = -93: the datasheet's formula put 89 %RH at 68 %RH."""
+    from adafruit_bme280.advanced import Adafruit_BME280_I2C
+
+    calib = Calibration(h1=76, h2=362, h3=211, h4=313, h5=50, h6=-93)
+    chip = Bme280Emulator(source=lambda: Measurement(12.0, 62.0, 1000.0), calibration=calib)
+    driver = Adafruit_BME280_I2C(SMBusI2C(EmulatedBus({0x76: chip})), 0x76)
+    assert driver.humidity == pytest.approx(62.0, abs=0.01)
+    assert driver.temperature == pytest.approx(12.0, abs=0.001)
+    assert driver.pressure == pytest.approx(1000.0, abs=0.002)
 
 
 def test_settings_reach_the_chip_and_forced_mode_converts_per_read() -> None:
