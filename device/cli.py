@@ -51,10 +51,25 @@ def register(subparsers: Any) -> None:
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
 
-    keygen = sub.add_parser("keygen", help="make a private key (0600) and a CSR with CN=thing")
+    keygen = sub.add_parser(
+        "keygen",
+        help="make a private key (0600) and a CSR with CN=thing",
+        description="Write <thing>.key (0600, never leaves this device) and <thing>.csr (for "
+        "the fleet admin). Example: chantier agent keygen exc-01 --out /etc/chantier",
+    )
     with_config(keygen)
-    keygen.add_argument("--thing", help="thing name (default: from the configuration)")
-    keygen.add_argument("--out", type=Path, help="output folder (default: next to `key`)")
+    keygen.add_argument(
+        "thing", nargs="?", help="thing name (default: `thing` from the configuration)"
+    )
+    # the spelling of earlier releases, still accepted
+    keygen.add_argument("--thing", dest="thing_option", help=argparse.SUPPRESS)
+    keygen.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default: the current folder when THING is given, else the "
+        "folder of `key` in the configuration)",
+    )
+    keygen.add_argument("--force", action="store_true", help="replace an existing key")
     keygen.set_defaults(func=cmd_keygen)
 
 
@@ -177,18 +192,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     """Key and CSR made on the device, so the private key never travels."""
-    thing = args.thing
+    thing = args.thing or args.thing_option
     out = args.out
-    if thing is None or out is None:
+    if thing is None:
         config = _load(args.config)
         if config is None:
+            print("keygen: give the thing name: chantier agent keygen <thing>", file=sys.stderr)
             return 2
-        thing = thing or config.thing
+        thing = config.thing
         out = out or config.key.parent
+    out = Path(out or ".")
     from chantier.keys import generate_key_and_csr
 
+    existing = out / f"{thing}.key"
+    if existing.exists() and not args.force:
+        print(
+            f"keygen: {existing} already exists: it may be the key this device's certificate "
+            "was issued for; pass --force to replace it",
+            file=sys.stderr,
+        )
+        return 1
     try:
-        key_path, csr_path = generate_key_and_csr(thing, Path(out))
+        key_path, csr_path = generate_key_and_csr(thing, out)
     except (OSError, ValueError) as exc:
         print(f"keygen: {exc}", file=sys.stderr)
         return 1

@@ -80,6 +80,44 @@ def test_keygen_writes_private_key_0600_and_csr(tmp_path: Path) -> None:
     assert csr.is_signature_valid
 
 
+def test_keygen_as_the_provisioning_guide_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "no-agent.toml"
+    assert main(["agent", "keygen", "exc-01", "--config", str(missing)]) == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "exc-01.key").st_mode) == 0o600
+    assert "exc-01.csr (send this to the fleet admin)" in capsys.readouterr().out
+    # a second run must not destroy the key a certificate may already be issued for
+    key_before = (tmp_path / "exc-01.key").read_bytes()
+    assert main(["agent", "keygen", "exc-01"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "exc-01.key").read_bytes() == key_before
+    assert main(["agent", "keygen", "exc-01", "--force"]) == 0
+    assert (tmp_path / "exc-01.key").read_bytes() != key_before
+    assert main(["agent", "keygen", "--config", str(missing)]) == 2
+    assert "chantier agent keygen <thing>" in capsys.readouterr().err
+
+
+def test_csr_mismatch_error_names_a_command_that_fixes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+    import shlex
+
+    from chantier.keys import generate_key_and_csr
+    from provisioning.ca import CsrMismatchError, check_csr
+
+    _, wrong = generate_key_and_csr("exc-02", tmp_path / "wrong")
+    with pytest.raises(CsrMismatchError) as info:
+        check_csr(wrong.read_bytes(), "exc-01")
+    command = re.search(r"`chantier (agent keygen [^`]+)`", str(info.value))
+    assert command, str(info.value)
+    monkeypatch.chdir(tmp_path)
+    assert main(shlex.split(command.group(1))) == 0
+    check_csr((tmp_path / "exc-01.csr").read_bytes(), "exc-01")
+
+
 def test_device_fallback_keygen(tmp_path: Path) -> None:
     from chantier.keys import generate_key_and_csr
 
