@@ -6,18 +6,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
 
-.PHONY: demo test unit functional e2e lint bench install mosquitto chromium clean package screenshots
+.PHONY: demo test unit functional e2e lint bench install mosquitto chromium systemd-analyze clean package screenshots
 
 demo: install mosquitto
 	$(VENV)/bin/chantier demo $(DEMO_ARGS)
 
-test: install mosquitto chromium lint
+test: install mosquitto chromium systemd-analyze lint
 	$(PY) -m pytest tests/unit tests/functional tests/e2e -q
 
 unit: install
 	$(PY) -m pytest tests/unit -q
 
-functional: install mosquitto
+functional: install mosquitto systemd-analyze
 	$(PY) -m pytest tests/functional -q
 
 e2e: install mosquitto chromium
@@ -49,6 +49,10 @@ mosquitto:
 	@# The packaged service is not needed: the local stack starts its own broker on a free port.
 	@AFTER_INSTALL="systemctl disable --now mosquitto" \
 		bash scripts/install-os-packages.sh Mosquitto /usr/sbin/mosquitto mosquitto
+
+# Rates the agent's systemd sandbox in the tests (Debian's systemd package; no service started).
+systemd-analyze:
+	@bash scripts/install-os-packages.sh systemd-analyze /usr/bin/systemd-analyze systemd
 
 # Headless browser tests of the local dashboard use Debian's Chromium.
 chromium:
