@@ -102,7 +102,7 @@ def run_demo(
     """Run the demo; returns its summary. Setting `stop` ends it early and cleanly."""
     from cloud.local.stack import LocalStack
     from commands.simulator.fleet import agent_config, fleet_names, provision_machine, provisioner
-    from device.agent import Agent
+    from device.bootstrap import build_agent
     from device.config import FaultConfig
 
     stop = stop or threading.Event()
@@ -153,10 +153,10 @@ def run_demo(
                     )
                 )
 
-        agents: list[Agent] = []
+        agents: list[Any] = []
         threads: list[threading.Thread] = []
         for config in configs:
-            agent = Agent(config, on_event=_agent_printer(config.thing, printer))
+            agent = build_agent(config, on_event=_agent_printer(config.thing, printer))
             agents.append(agent)
             thread = threading.Thread(target=agent.run, args=(stop,), name=f"agent-{config.thing}")
             threads.append(thread)

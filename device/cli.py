@@ -83,7 +83,7 @@ def _load(path: Path) -> AgentConfig | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the agent; SIGTERM/SIGINT stop it cleanly with exit 0."""
-    from device.agent import Agent
+    from device.bootstrap import build_agent
     from device.logs import setup_logging
     from device.notify import Notifier
 
@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     notifier = Notifier()
     try:
-        agent = Agent(config, on_event=notifier.on_event)
+        agent = build_agent(config, on_event=notifier.on_event)
     except Exception as exc:
         log.error("cannot start", extra={"event": "start-failed", "error": str(exc)})
         return 1

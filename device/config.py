@@ -30,9 +30,14 @@ ENV_KEYS = (
     "topic_prefix",
     "state_dir",
     "sample_interval_s",
+    "profile",
     "batch_max_bytes",
     "batch_max_age_s",
     "health_interval_s",
+    "deadband_temperature",
+    "deadband_humidity",
+    "deadband_pressure",
+    "early_min_interval_s",
     "queue_max_readings",
     "rules_file",
     "run_id",
@@ -42,6 +47,10 @@ ENV_KEYS = (
     "reconnect_max_s",
 )
 DRIVERS = ("bme280", "simulated")
+# Reporting profiles: (batch_max_age_s, health_interval_s). "default" reports by exception: a
+# steady machine sends a batch and a health message every 15 minutes, a moving or alerting one
+# at once; "live" sends every minute, for simulation runs and demos.
+REPORTING_PROFILES = {"default": (900.0, 900.0), "live": (60.0, 60.0)}
 CLOCK_SYNC_MODES = ("auto", "systemd", "kernel", "assume-synced")
 OVERSAMPLING = (0, 1, 2, 4, 8, 16)
 IIR_FILTER = (0, 2, 4, 8, 16)
@@ -101,9 +110,15 @@ class AgentConfig:
     topic_prefix: str = ""
     state_dir: Path = DEFAULT_STATE_DIR
     sample_interval_s: float = 1.0
+    profile: str = "default"
     batch_max_bytes: int = 4800
-    batch_max_age_s: float = 60.0
-    health_interval_s: float = 60.0
+    batch_max_age_s: float = REPORTING_PROFILES["default"][0]
+    health_interval_s: float = REPORTING_PROFILES["default"][1]
+    # A batch leaves early when a value moved this far since the last batch (0: never).
+    deadband_temperature: float = 1.0
+    deadband_humidity: float = 3.0
+    deadband_pressure: float = 1.0
+    early_min_interval_s: float = 60.0
     queue_max_readings: int = 200_000
     rules_file: Path | None = None
     run_id: str | None = None
@@ -246,6 +261,8 @@ def config_from_mapping(
     if run_id is not None and (not isinstance(run_id, str) or not run_id):
         raise r.fail("run_id", "a non-empty string of letters, digits, _ and -", run_id)
     batch_max_bytes = r.integer("batch_max_bytes", 4800, low=512, high=MAX_MESSAGE_BYTES)
+    profile = r.string("profile", "default", choices=tuple(REPORTING_PROFILES))
+    max_age_default, health_default = REPORTING_PROFILES[profile]
     sensors_raw = r.raw("sensors", [])
     if not isinstance(sensors_raw, list) or not sensors_raw:
         raise r.fail("sensors", "at least one [[sensors]] table", None)
@@ -261,9 +278,14 @@ def config_from_mapping(
         topic_prefix=r.string("topic_prefix", ""),
         state_dir=r.path("state_dir", base, DEFAULT_STATE_DIR),
         sample_interval_s=r.number("sample_interval_s", 1.0, low=0.001, high=3600),
+        profile=profile,
         batch_max_bytes=batch_max_bytes,
-        batch_max_age_s=r.number("batch_max_age_s", 60.0, low=0.0, high=86400),
-        health_interval_s=r.number("health_interval_s", 60.0, low=0.1, high=86400),
+        batch_max_age_s=r.number("batch_max_age_s", max_age_default, low=0.0, high=86400),
+        health_interval_s=r.number("health_interval_s", health_default, low=0.1, high=86400),
+        deadband_temperature=r.number("deadband_temperature", 1.0, low=0.0, high=1000),
+        deadband_humidity=r.number("deadband_humidity", 3.0, low=0.0, high=100),
+        deadband_pressure=r.number("deadband_pressure", 1.0, low=0.0, high=1000),
+        early_min_interval_s=r.number("early_min_interval_s", 60.0, low=0.0, high=86400),
         queue_max_readings=r.integer("queue_max_readings", 200_000, low=10),
         rules_file=r.path("rules_file", base, None),
         run_id=run_id,

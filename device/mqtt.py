@@ -1,49 +1,28 @@
-"""MQTT5 publisher over the AWS IoT device SDK: mTLS, QoS 1, PUBACK reason codes honoured."""
+"""The agent's transport over MQTT5 with the AWS IoT device SDK: mTLS, QoS 1, PUBACK reason
+codes honoured. The only module of the agent that imports the MQTT client library."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
-ACKED, REFUSED, FAILED = "acked", "refused", "failed"
+from device.transport import (
+    ACKED,
+    FAILED,
+    REFUSED,
+    ConnectionListener,
+    OnDone,
+    PublishOutcome,
+    TransportError,
+)
 
 
-class PublisherError(RuntimeError):
-    """The MQTT client could not be built or started."""
-
-
-@dataclass(frozen=True)
-class PublishOutcome:
-    """What became of one publish: acked, refused by the broker (with its code) or failed."""
-
-    status: str
-    reason: str = ""
-    code: int | None = None
-
-
-OnDone = Callable[[PublishOutcome], None]
-
-
-class Publisher(Protocol):
-    """What the agent needs from a transport; tests can pass an in-memory one."""
-
-    def start(self) -> None: ...
-
-    def connected(self) -> bool: ...
-
-    def publish(self, topic: str, payload: bytes, on_done: OnDone) -> None: ...
-
-    def stop(self, timeout_s: float = 5.0) -> bool: ...
-
-
-class MqttPublisher:
+class MqttTransport:
     """One MQTT5 connection; the CRT client reconnects by itself with backoff and jitter."""
 
     def __init__(
@@ -55,7 +34,7 @@ class MqttPublisher:
         key: Path,
         ca: Path,
         client_id: str,
-        on_connection: Callable[[bool, str], None] | None = None,
+        on_connection: ConnectionListener | None = None,
         ack_timeout_s: int = 20,
         min_backoff_ms: int = 500,
         max_backoff_ms: int = 30_000,
@@ -64,7 +43,7 @@ class MqttPublisher:
     ) -> None:
         for what, path in (("cert", cert), ("key", key), ("ca", ca)):
             if not Path(path).is_file():
-                raise PublisherError(f"{what} file {path} does not exist: expected a PEM file")
+                raise TransportError(f"{what} file {path} does not exist: expected a PEM file")
         self._on_connection = on_connection or (lambda up, why: None)
         self._connected = threading.Event()
         self._stopped = threading.Event()
@@ -95,7 +74,7 @@ class MqttPublisher:
                 on_lifecycle_stopped=self._on_stopped,
             )
         except Exception as exc:
-            raise PublisherError(
+            raise TransportError(
                 f"cannot build the MQTT client for {endpoint}:{port}: {exc}"
             ) from exc
 
@@ -114,6 +93,9 @@ class MqttPublisher:
     def _on_stopped(self, data: Any) -> None:
         self._connected.clear()
         self._stopped.set()
+
+    def set_on_connection(self, listener: ConnectionListener) -> None:
+        self._on_connection = listener
 
     def start(self) -> None:
         self._stopped.clear()

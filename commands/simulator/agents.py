@@ -60,12 +60,12 @@ class ThreadRunner:
 
     def start(self, configs: Sequence[Any], starts: Sequence[float], stop: threading.Event) -> None:
         """Start agent i at monotonic time starts[i]; returns early when `stop` is set."""
-        from device.agent import Agent
+        from device.bootstrap import build_agent
 
         for config, at in zip(configs, starts, strict=True):
             if stop.wait(max(0.0, at - time.monotonic())):
                 return
-            agent = Agent(config, on_event=self._on_event(config.thing))
+            agent = build_agent(config, on_event=self._on_event(config.thing))
             self._agents.append(agent)
             thread = threading.Thread(
                 target=agent.run, args=(self._stop,), name=f"agent-{config.thing}"
@@ -255,7 +255,7 @@ def worker_main(conn: Connection, configs: list[Any], starts: list[float], level
         stop.set()
         go.set()
 
-    from device.agent import Agent  # noqa: F401  (imported before "ready": start times hold)
+    from device.bootstrap import build_agent  # noqa: F401  (imported before "ready": start times hold)
 
     runner = ThreadRunner()
     threading.Thread(target=listen, name="parent-pipe", daemon=True).start()

@@ -44,7 +44,7 @@ from support.localstack import DeviceConnection  # noqa: E402
 
 from cloud.local.stack import LocalStack  # noqa: E402
 from commands.simulator.fleet import provision_machine  # noqa: E402
-from device.mqtt import ACKED  # noqa: E402
+from device.transport import ACKED  # noqa: E402
 
 RULE = "engine-overheat"
 HOT = [83.0, 83.4, 83.8, 84.1]  # 15 s above the 82 °C critical level; the rule's `for` is 10 s

@@ -61,8 +61,8 @@ from commands.simulator.fleet import BASIC_INGEST_PREFIX, Machine, provision_mac
 from device.batcher import Envelope, fit_readings, message_dict, reading_dict  # noqa: E402
 from device.config import AgentConfig  # noqa: E402
 from device.health import SENSOR_OK, SensorStatus, health_message  # noqa: E402
-from device.mqtt import ACKED  # noqa: E402
 from device.sensors.simulated import SimulatedSensor  # noqa: E402
+from device.transport import ACKED  # noqa: E402
 
 # ---------- AWS list prices, us-east-1 (N. Virginia), USD ----------
 # Taken on PRICES_TAKEN from the pages named beside each group. Paris (eu-west-3) lists most of

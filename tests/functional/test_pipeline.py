@@ -15,7 +15,7 @@ from chantier.names import parse_topic, strip_basic_ingest, topic
 from chantier.s3keys import raw_key
 from cloud.local.stack import LocalStack
 from commands.simulator.fleet import BASIC_INGEST_PREFIX, agent_config, provision_machine
-from device.agent import Agent
+from device.bootstrap import build_agent
 from device.config import FaultConfig
 
 pytestmark = pytest.mark.functional
@@ -69,8 +69,8 @@ def test_agents_batches_land_byte_identical_and_overheat_opens_an_alert(
     crane, _ = provision_machine(stack, "crane-01", SITE, "crane")
     overheat = (FaultConfig(kind="overheat", start_s=0.0, duration_s=120.0),)
     agents = [
-        Agent(agent_config(exc, stack, seed=3, batch_age_s=2.0, faults=overheat)),
-        Agent(agent_config(crane, stack, seed=4, batch_age_s=2.0)),
+        build_agent(agent_config(exc, stack, seed=3, batch_age_s=2.0, faults=overheat)),
+        build_agent(agent_config(crane, stack, seed=4, batch_age_s=2.0)),
     ]
     stop = threading.Event()
     threads = [threading.Thread(target=a.run, args=(stop,)) for a in agents]

@@ -8,7 +8,8 @@ from typing import Any
 
 from cloud.local.stack import LocalStack
 from commands.simulator.fleet import Machine
-from device.mqtt import MqttPublisher, PublishOutcome
+from device.mqtt import MqttTransport
+from device.transport import PublishOutcome
 
 
 @dataclass
@@ -35,7 +36,7 @@ class DeviceConnection:
         assert info is not None
         self.machine = machine
         self._up = threading.Event()
-        self.publisher = MqttPublisher(
+        self.publisher = MqttTransport(
             endpoint=info.broker_host,
             port=info.broker_port,
             cert=machine.cert,

@@ -26,8 +26,13 @@ ALLOWED: dict[str, set[str]] = {
 # The core: plain Python, no AWS SDK and no MQTT client (adapters live beside it).
 CORE = (
     "chantier",
+    "device/agent.py",
     "device/batcher.py",
+    "device/planning.py",
     "device/queue.py",
+    "device/sampling.py",
+    "device/sending.py",
+    "device/transport.py",
     "device/urgency.py",
     "device/config.py",
     "cloud/alerts/engine.py",

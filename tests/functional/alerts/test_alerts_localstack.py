@@ -23,7 +23,7 @@ from support.localstack import DeviceConnection
 
 from cloud.local.stack import LocalStack
 from commands.simulator.fleet import provision_machine
-from device.mqtt import ACKED
+from device.transport import ACKED
 
 pytestmark = pytest.mark.functional
 SITE = "alert-site"

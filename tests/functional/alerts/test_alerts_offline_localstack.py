@@ -25,7 +25,7 @@ from support.localstack import DeviceConnection
 from chantier.alerts.rules import DEFAULT_RULES_FILE
 from cloud.local.stack import LocalStack
 from commands.simulator.fleet import provision_machine
-from device.mqtt import ACKED
+from device.transport import ACKED
 
 pytestmark = pytest.mark.functional
 SITE = "offline-site"

@@ -8,12 +8,13 @@ import time
 import pytest
 from functional.device.device_broker import Broker, Collector, Pki
 
-from device.mqtt import ACKED, FAILED, REFUSED, MqttPublisher, PublisherError, PublishOutcome
+from device.mqtt import MqttTransport
+from device.transport import ACKED, FAILED, REFUSED, PublishOutcome, TransportError
 
 pytestmark = pytest.mark.functional
 
 
-def publish_and_wait(pub: MqttPublisher, topic: str, payload: bytes) -> PublishOutcome:
+def publish_and_wait(pub: MqttTransport, topic: str, payload: bytes) -> PublishOutcome:
     done = threading.Event()
     box: list[PublishOutcome] = []
 
@@ -26,9 +27,9 @@ def publish_and_wait(pub: MqttPublisher, topic: str, payload: bytes) -> PublishO
     return box[0]
 
 
-def make(broker: Broker, pki: Pki, thing: str, **kw: object) -> MqttPublisher:
+def make(broker: Broker, pki: Pki, thing: str, **kw: object) -> MqttTransport:
     cert, key = pki.issue(thing)
-    return MqttPublisher(
+    return MqttTransport(
         endpoint="127.0.0.1",
         port=broker.port,
         cert=cert,
@@ -75,8 +76,8 @@ def test_offline_publish_fails_and_stop_is_bounded(tmp_path, pki: Pki) -> None: 
 
 
 def test_missing_certificate_named(tmp_path, pki: Pki) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(PublisherError, match=r"cert file .* does not exist"):
-        MqttPublisher(
+    with pytest.raises(TransportError, match=r"cert file .* does not exist"):
+        MqttTransport(
             endpoint="127.0.0.1",
             port=1,
             cert=tmp_path / "nope.pem",

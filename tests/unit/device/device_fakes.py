@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from device.mqtt import ACKED, FAILED, REFUSED, PublishOutcome
 from device.sensors.base import Measurement, SensorError
+from device.transport import ACKED, FAILED, REFUSED, PublishOutcome
 
 
 class FakePublisher:

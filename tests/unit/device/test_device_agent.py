@@ -15,10 +15,11 @@ from unit.device.device_fakes import FakePublisher, ScriptedSensor, failing
 
 from chantier.telemetry import schema_text
 from device.agent import Agent
+from device.bootstrap import build_agent
 from device.clock import FakeClock
 from device.config import SensorConfig, config_from_mapping
-from device.mqtt import REFUSED
 from device.sensors.base import Measurement
+from device.transport import REFUSED
 from device.urgency import NeverUrgent
 
 TELEMETRY = json.loads(schema_text())
@@ -115,9 +116,9 @@ def readings_of(payloads: list[bytes]) -> list[dict[str, Any]]:
 def test_every_reading_published_and_acked(tmp_path: Path) -> None:
     pub = FakePublisher()
     events: list[str] = []
-    agent = Agent(
+    agent = build_agent(
         make_config(tmp_path),
-        publisher=pub,
+        transport=pub,
         clock=Clock(),
         urgency=NeverUrgent(),
         on_event=lambda kind, details: events.append(kind),
@@ -141,9 +142,9 @@ def test_stop_sends_the_partial_batch_instead_of_holding_it_until_the_next_start
     tmp_path: Path,
 ) -> None:
     pub = FakePublisher()
-    agent = Agent(
+    agent = build_agent(
         make_config(tmp_path, batch_max_age_s=60.0),
-        publisher=pub,
+        transport=pub,
         clock=Clock(),
         urgency=NeverUrgent(),
     )
@@ -159,9 +160,9 @@ def test_stop_sends_the_partial_batch_instead_of_holding_it_until_the_next_start
 def test_refused_publish_is_not_an_ack(tmp_path: Path) -> None:
     pub = FakePublisher(mode=REFUSED, code=135)
     refused: list[dict[str, Any]] = []
-    agent = Agent(
+    agent = build_agent(
         make_config(tmp_path),
-        publisher=pub,
+        transport=pub,
         clock=Clock(),
         urgency=NeverUrgent(),
         on_event=lambda k, d: refused.append(d) if k == "refused" else None,
@@ -180,7 +181,9 @@ def test_outage_backlog_replayed_in_big_batches_newest_not_starved(tmp_path: Pat
     config = make_config(tmp_path, sample_interval_s=0.005, batch_max_bytes=1000)
     # every reading distinct, so a reading sent in two batches shows
     sensors = [CountingSensor("engine"), CountingSensor("cabin")]
-    agent = Agent(config, sensors=sensors, publisher=pub, clock=Clock(), urgency=NeverUrgent())
+    agent = build_agent(
+        config, sensors=sensors, transport=pub, clock=Clock(), urgency=NeverUrgent()
+    )
     with Running(agent):
         wait_for(lambda: agent.stats()["readings"] >= 300)
         assert pub.telemetry() == []
@@ -202,10 +205,10 @@ def test_failing_sensor_reported_retried_others_keep_running(tmp_path: Path) -> 
     flaky = ScriptedSensor("engine", [failing("I2C NACK")] * 3)
     steady = ScriptedSensor("cabin", [])
     events: list[tuple[str, dict[str, Any]]] = []
-    agent = Agent(
+    agent = build_agent(
         make_config(tmp_path),
         sensors=[flaky, steady],
-        publisher=pub,
+        transport=pub,
         clock=Clock(),
         urgency=NeverUrgent(),
         on_event=lambda k, d: events.append((k, d)),
@@ -231,7 +234,7 @@ def test_crossing_reading_leaves_at_once(tmp_path: Path) -> None:
     pub = FakePublisher()
     engine = ScriptedSensor("engine", [20, 21, 22, 84])
     config = make_config(tmp_path, batch_max_age_s=3600, sensors=[{"name": "engine"}])
-    agent = Agent(config, sensors=[engine], publisher=pub, clock=Clock(), urgency=Hot())
+    agent = build_agent(config, sensors=[engine], transport=pub, clock=Clock(), urgency=Hot())
     with Running(agent):
         wait_for(lambda: any(r["temperature"] == 84 for r in readings_of(pub.telemetry())), 2)
     [first] = [json.loads(p) for p in pub.telemetry()][:1]
@@ -242,7 +245,7 @@ def test_unsynced_readings_restamped_once_synced(tmp_path: Path) -> None:
     pub = FakePublisher()
     clock = Clock(synced=False)
     clock.offset -= 10 * 365 * 86400  # the Pi believes it is ten years ago
-    agent = Agent(make_config(tmp_path), publisher=pub, clock=clock, urgency=NeverUrgent())
+    agent = build_agent(make_config(tmp_path), transport=pub, clock=clock, urgency=NeverUrgent())
     with Running(agent):
         wait_for(lambda: agent.stats()["readings"] >= 20)
         time.sleep(0.3)
@@ -259,7 +262,7 @@ def test_unsynced_readings_restamped_once_synced(tmp_path: Path) -> None:
 
 def test_health_published_and_valid(tmp_path: Path) -> None:
     pub = FakePublisher()
-    agent = Agent(make_config(tmp_path), publisher=pub, clock=Clock(), urgency=NeverUrgent())
+    agent = build_agent(make_config(tmp_path), transport=pub, clock=Clock(), urgency=NeverUrgent())
     with Running(agent):
         wait_for(lambda: len(pub.health()) >= 2)
     for payload in pub.health():
@@ -270,17 +273,19 @@ def test_health_published_and_valid(tmp_path: Path) -> None:
 
 def test_fake_clock_drives_stamps(tmp_path: Path) -> None:
     clock = FakeClock(wall=1_763_733_600.0, synced=True)
-    agent = Agent(
+    agent = build_agent(
         make_config(tmp_path),
         sensors=[ScriptedSensor("engine", [])],
-        publisher=FakePublisher(),
+        transport=FakePublisher(),
         clock=clock,
         urgency=NeverUrgent(),
     )
-    reading = agent._new_reading("engine", ScriptedSensor("engine", []).read(), 1_763_733_600_000)
+    reading = agent.sampler.new_reading(
+        "engine", ScriptedSensor("engine", []).read(), 1_763_733_600_000
+    )
     assert reading.ts == 1_763_733_600_000 and reading.mono_ms == 1_000_000
     clock.is_synced = False
-    assert agent._new_reading("engine", ScriptedSensor("x", []).read(), 5).ts is None
+    assert agent.sampler.new_reading("engine", ScriptedSensor("x", []).read(), 5).ts is None
 
 
 @pytest.mark.parametrize("interval", [0.02])
@@ -303,10 +308,10 @@ def test_bme280_that_disappears_is_reported_and_the_other_keeps_running(tmp_path
     engine = Bme280Sensor("engine", lambda: bus, 0x76, bus_label="emulated")
     cabin = Bme280Sensor("cabin", lambda: bus, 0x77, bus_label="emulated")
     pub = FakePublisher()
-    agent = Agent(
+    agent = build_agent(
         make_config(tmp_path, sample_interval_s=0.05),
         sensors=[engine, cabin],
-        publisher=pub,
+        transport=pub,
         clock=Clock(),
         urgency=NeverUrgent(),
     )
@@ -331,10 +336,10 @@ def test_bme280_that_disappears_is_reported_and_the_other_keeps_running(tmp_path
 def test_driver_bug_in_one_sensor_does_not_stop_the_others(tmp_path: Path) -> None:
     broken = ScriptedSensor("engine", [TypeError("driver bug")] * 1000)
     steady = ScriptedSensor("cabin", [])
-    agent = Agent(
+    agent = build_agent(
         make_config(tmp_path),
         sensors=[broken, steady],
-        publisher=FakePublisher(),
+        transport=FakePublisher(),
         clock=Clock(),
         urgency=NeverUrgent(),
     )
@@ -351,9 +356,9 @@ def test_corrupt_queue_set_aside_reported_in_health(tmp_path: Path) -> None:
     (state / "queue.db").write_bytes(b"\x00garbage" * 512)
     events: list[tuple[str, dict[str, Any]]] = []
     pub = FakePublisher()
-    agent = Agent(
+    agent = build_agent(
         make_config(tmp_path),
-        publisher=pub,
+        transport=pub,
         clock=Clock(),
         urgency=NeverUrgent(),
         on_event=lambda k, d: events.append((k, d)),
@@ -364,3 +369,19 @@ def test_corrupt_queue_set_aside_reported_in_health(tmp_path: Path) -> None:
     assert health["queue"]["setAside"] and "corrupt" in health["queue"]["setAside"]
     assert any(k == "queue-set-aside" for k, _ in events)
     assert Path(health["queue"]["setAside"]).exists()
+
+
+def test_a_failing_sensor_is_reported_in_health_without_waiting_its_turn(tmp_path: Path) -> None:
+    pub = FakePublisher()
+    flaky = ScriptedSensor("engine", [20.0, 20.0] + [OSError("bus error")] * 3 + [20.0] * 500)
+    config = make_config(
+        tmp_path, health_interval_s=3600, early_min_interval_s=0, sensors=[{"name": "engine"}]
+    )
+    agent = build_agent(
+        config, sensors=[flaky], transport=pub, clock=Clock(), urgency=NeverUrgent()
+    )
+    with Running(agent):
+        wait_for(lambda: len(pub.health()) >= 3)
+    statuses = [json.loads(p)["sensors"][0]["status"] for p in pub.health()]
+    # at start, then at once when the sensor fails and when it recovers: not an hour later
+    assert statuses[1:3] == ["failing", "ok"]

@@ -30,8 +30,12 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, BASE + SENSOR), env={})
     assert config.port == 8883
     assert config.batch_max_bytes == 4800
-    assert config.batch_max_age_s == 60.0
-    assert config.health_interval_s == 60.0
+    # reporting by exception: a steady machine reports every 15 minutes
+    assert config.profile == "default"
+    assert config.batch_max_age_s == 900.0
+    assert config.health_interval_s == 900.0
+    assert (config.deadband_temperature, config.deadband_humidity) == (1.0, 3.0)
+    assert config.deadband_pressure == 1.0
     assert config.queue_max_readings == 200_000
     assert config.topic_prefix == ""
     assert config.cert == tmp_path / "certs/exc-01.crt"
@@ -39,6 +43,19 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert config.sensors[0].name == "engine"
     assert config.sensors[0].profile == "excavator"
     assert config.sensors[0].seed == 7
+
+
+def test_live_profile_is_one_setting_away_and_explicit_values_win(tmp_path: Path) -> None:
+    live = load_config(write(tmp_path, 'profile = "live"\n' + BASE + SENSOR), env={})
+    assert (live.batch_max_age_s, live.health_interval_s) == (60.0, 60.0)
+    tuned = load_config(
+        write(tmp_path, 'profile = "live"\nbatch_max_age_s = 5\n' + BASE + SENSOR), env={}
+    )
+    assert (tuned.batch_max_age_s, tuned.health_interval_s) == (5.0, 60.0)
+    from_env = load_config(write(tmp_path, BASE + SENSOR), env={"CHANTIER_AGENT_PROFILE": "live"})
+    assert from_env.batch_max_age_s == 60.0
+    with pytest.raises(ConfigError, match=r"key profile: expected one of default, live"):
+        load_config(write(tmp_path, 'profile = "fast"\n' + BASE + SENSOR), env={})
 
 
 def test_environment_overrides_win(tmp_path: Path) -> None:
