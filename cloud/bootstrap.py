@@ -15,6 +15,7 @@ with a ``{runId}`` placeholder); ``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_METRI
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +31,15 @@ if TYPE_CHECKING:
     from cloud.ingest.service import IngestService
 
 Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+OWN_PACKAGES = ("cloud", "chantier")
+
+
+def new_logger(service: str, handler: Any = None) -> Logger:
+    """A Powertools logger writing the project's one log schema (see docs/runbook.md): level,
+    message, timestamp in RFC 3339 UTC with milliseconds, service, location, and context."""
+    return Logger(service=service, logger_handler=handler, use_rfc3339=True, utc=True)
 
 
 class HandlerConfigError(ValueError):
@@ -84,13 +94,31 @@ class CloudParts:
 
     @cached_property
     def logger(self) -> Logger:
-        return self._logger or Logger(service=self.env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
+        if self._logger is not None:
+            return self._logger  # the local stack's, writing to its own file
+        logger = new_logger(self.env.get("POWERTOOLS_SERVICE_NAME", "chantier"))
+        # Our modules log through `logging.getLogger(__name__)`; in Lambda their lines go
+        # through the same handler, so they carry the same keys and the request id too.
+        for name in OWN_PACKAGES:
+            package = logging.getLogger(name)
+            package.handlers = [logger.registered_handler]
+            package.propagate = False
+            package.setLevel(logger.log_level)
+        return logger
 
     @cached_property
     def metrics(self) -> Metrics:
         return self._metrics or Metrics(
             namespace=self.env.get("POWERTOOLS_METRICS_NAMESPACE", "Chantier")
         )
+
+    def entry_point(self, handler: Handler) -> Handler:
+        """`handler` as Lambda calls it: every log line of the invocation carries the request
+        id and cold start (Powertools' Lambda context), metrics are flushed after each event."""
+        logged: Handler = self.logger.inject_lambda_context(clear_state=True)(
+            self.metrics.log_metrics(handler)
+        )
+        return logged
 
     # AWS clients and tables, shared by every part of the process.
 

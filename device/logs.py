@@ -1,26 +1,38 @@
-"""JSON log lines on stderr, one object per line, for the journal."""
+"""JSON log lines on stderr, one object per line, for the journal.
+
+The keys are those of the cloud functions' lines (Powertools' Logger as configured in
+cloud/bootstrap.py), so one query reads both: level, location, message, timestamp (RFC 3339,
+UTC, milliseconds), service, then the record's `extra=` fields (thing, site, ...).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-import time
+from datetime import UTC, datetime
 from typing import Any
 
+SERVICE = "chantier-agent"
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
 class JsonFormatter(logging.Formatter):
-    """Time, level, logger, message and any `extra=` fields as one JSON object."""
+    """One JSON object per record, in the project's log schema."""
+
+    def __init__(self, service: str = SERVICE) -> None:
+        super().__init__()
+        self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, tz=UTC)
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
+            "level": record.levelname,
+            "location": f"{record.funcName}:{record.lineno}",
+            "message": record.getMessage(),
+            "timestamp": moment.isoformat(timespec="milliseconds"),
+            "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):

@@ -61,7 +61,7 @@ def build(
     parts = CloudParts(env, boto3_kwargs, logger, metrics)
     app = build_app(parts.api_services)
 
-    @parts.metrics.log_metrics
+    @parts.entry_point
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         refused = refuse_undecodable(event)
         return refused or app.resolve(json_only(event), context)

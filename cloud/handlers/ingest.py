@@ -24,7 +24,7 @@ def build(
     parts = CloudParts(env, boto3_kwargs, logger, metrics)
     service = parts.ingest
 
-    @parts.metrics.log_metrics
+    @parts.entry_point
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         return service.handle(event)
 

@@ -25,7 +25,7 @@ def build(
     parts = CloudParts(env, boto3_kwargs, logger, metrics)
     engine, logger, metrics = parts.alert_engine, parts.logger, parts.metrics
 
-    @metrics.log_metrics
+    @parts.entry_point
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         transitions = engine.check_offline()
         for transition in transitions:

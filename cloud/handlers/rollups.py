@@ -52,7 +52,7 @@ def build(
     curated_bucket = env.get("CURATED_BUCKET") or raw_bucket
     logger, metrics = parts.logger, parts.metrics
 
-    @metrics.log_metrics
+    @parts.entry_point
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         written = {}
         for day in _dates(event, time.time_ns() // 1_000_000):

@@ -21,7 +21,7 @@ def build(
     parts = CloudParts(env, boto3_kwargs, logger, metrics)
     runs, logger, metrics = parts.runs, parts.logger, parts.metrics
 
-    @metrics.log_metrics
+    @parts.entry_point
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         closed = runs.expire_overdue()
         for run in closed:

@@ -227,6 +227,7 @@ def start_api(
     """
     from cloud.handlers import api
     from cloud.local.logfiles import file_logger
+    from cloud.local.metrics import local_metrics
 
     logger = file_logger("chantier-api", log_path)
     server = ApiServer(token)
@@ -234,7 +235,8 @@ def start_api(
         env = {**_spec_environment(template, "cloud.handlers.api.handler"), **(extra_env or {})}
         # Locally a run's dashboard link is its page on the local dashboard (same server).
         env["DASHBOARD_URL_TEMPLATE"] = server.url + "/#/runs/{runId}"
-        server.start(api.build(env, boto3_kwargs, logger=logger))
+        metrics = local_metrics(env.get("POWERTOOLS_METRICS_NAMESPACE"))
+        server.start(api.build(env, boto3_kwargs, logger=logger, metrics=metrics))
     except BaseException:
         server.stop()
         raise

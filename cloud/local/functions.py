@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import threading
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ class LocalContext:
     """The parts of the Lambda context object our handlers read."""
 
     function_name: str
-    aws_request_id: str = "local"
+    # A fresh id per invocation, as Lambda gives, so a call's log lines can be told apart.
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = ""
 
@@ -49,13 +51,15 @@ class LocalFunctions:
         module_name, _, _ = spec.handler.rpartition(".")
         module = importlib.import_module(module_name)
         from cloud.local.logfiles import file_logger
+        from cloud.local.metrics import local_metrics
 
         # file_logger, not Logger(logger_handler=…): a second stack in one process would
         # otherwise get a handler without formatter and fail on the first append_keys.
         logger = file_logger(
             spec.environment.get("POWERTOOLS_SERVICE_NAME", spec.name), self._log_path
         )
-        return module.build(spec.environment, self._boto3_kwargs, logger=logger)
+        metrics = local_metrics(spec.environment.get("POWERTOOLS_METRICS_NAMESPACE"))
+        return module.build(spec.environment, self._boto3_kwargs, logger=logger, metrics=metrics)
 
     def warm(self) -> None:
         """Build every handler now, as provisioned concurrency would, instead of on first use."""

@@ -15,11 +15,11 @@ from typing import Any
 
 def file_logger(service: str, path: Path) -> Any:
     """A Powertools Logger for `service` whose records go to `path`."""
-    from aws_lambda_powertools import Logger
+    from cloud.bootstrap import new_logger
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
-    logger = Logger(service=service, logger_handler=handler)
+    logger = new_logger(service, handler)
     base = logging.getLogger(service)
     if handler not in base.handlers:
         previous = getattr(base, "powertools_handler", None) or (
