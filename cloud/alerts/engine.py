@@ -33,9 +33,11 @@ from cloud.alerts.store import AlertStore, ConflictError
 
 log = logging.getLogger(__name__)
 
-# Last-seen is rewritten at most this often per machine: one write per 2 min instead of one per
-# message. Each costs 3 write units (its index key is the time), about $0.04 per device-month
-# (docs/cost.md); offline alerts fire at most this much late, never early.
+# Last-seen is rewritten at most this often per machine. Each write costs 2 write units (the item
+# and its index entry). At the agent's defaults (a batch and a health message at most every
+# 15 min) every message refreshes it; in the `live` profile (one a minute) this halves the
+# writes. Offline alerts fire at most this much late, never early: with the 16-minute rule and
+# the check every minute, within 19 minutes of silence (docs/cost.md, docs/alert-rules.md).
 SEEN_REFRESH_MS = 120_000
 MAX_ATTEMPTS = 5
 

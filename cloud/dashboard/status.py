@@ -6,17 +6,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chantier.alerts.rules import RuleSet
+from cloud.alerts.engine import SEEN_REFRESH_MS
 
 OK, WARNING, CRITICAL, OFFLINE = "ok", "warning", "critical", "offline"
 # Worst first: an offline machine says nothing about its temperatures, so it wins over all.
 ORDER = (OFFLINE, CRITICAL, WARNING, OK)
-DEFAULT_OFFLINE_MINUTES = 10.0
+DEFAULT_OFFLINE_MINUTES = 16.0
 
 
 def offline_minutes(rules: RuleSet, equipment: str) -> float:
-    """Silence after which the machine counts as offline: its `offline` rule, else 10 min."""
+    """Age of the stored last-seen past which the machine shows offline: its `offline` rule
+    (else 16 min), plus the time last-seen may lag behind the last message, as the offline
+    check allows, so the page never shows offline a machine the check still counts alive."""
     minutes = [r.minutes for r in rules.thing_rules(equipment, "offline") if r.minutes > 0]
-    return min(minutes) if minutes else DEFAULT_OFFLINE_MINUTES
+    return (min(minutes) if minutes else DEFAULT_OFFLINE_MINUTES) + SEEN_REFRESH_MS / 60_000
 
 
 def machine_status(

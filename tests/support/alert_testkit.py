@@ -85,3 +85,47 @@ def batch(
 def moves(transitions: list[Transition]) -> list[tuple[str, str, str | None]]:
     """(from, to, severity) of each transition, for compact assertions."""
     return [(t.from_state.value, t.to_state.value, t.severity) for t in transitions]
+
+
+def silence_detected_after_ms(
+    engine: AlertEngine, clock: Clock, batch_s: int, health_s: int
+) -> int:
+    """Drive a machine at the agent's cadence for 3 hours, then silence; returns how long after
+    its last message the offline alert fired. Checks run every minute, as scheduled in AWS.
+
+    Batches and health messages each come at their full interval (the longest gap the agent
+    allows), a little late (publish and delivery), nearly in step with each other (the worst
+    case: the machine's silences are then as long as one interval) and out of step with the
+    check. Raises AssertionError if the machine is flagged while it still sends.
+    """
+    due = {"batch": T0 + 7 * SECOND, "health": T0 + 27 * SECOND}
+    period = {"batch": batch_s * SECOND, "health": health_s * SECOND}
+    next_check, seq, last = T0 + 31 * SECOND, 0, T0
+    end = T0 + 3 * 60 * MINUTE
+    while min(due.values()) < end:
+        kind = min(due, key=lambda k: due[k])
+        at = due[kind]
+        while next_check <= at:
+            fired = engine.check_offline(next_check)
+            assert fired == [], f"flagged offline at +{(next_check - T0) // SECOND} s while sending"
+            next_check += MINUTE
+        clock.now = at
+        seq += 1
+        if kind == "batch":
+            engine.process_batch(batch(seq, [60.0, 60.1], at - 2 * SECOND))
+        else:
+            engine.process_health(
+                {
+                    "thing": "exc-01",
+                    "site": "lyon-part-dieu",
+                    "equipment": "excavator",
+                    "sentAt": at,
+                }
+            )
+        last = at
+        due[kind] += period[kind] + (seq % 5) * 200  # up to a second late
+    while next_check < last + 60 * MINUTE:
+        if engine.check_offline(next_check):
+            return next_check - last
+        next_check += MINUTE
+    raise AssertionError("no offline alert within an hour of silence")

@@ -10,8 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
+from support.alert_testkit import silence_detected_after_ms
 
 from chantier.alerts.rules import load_rules
 from cloud.alerts.dynamodb_store import DynamoAlertStore
@@ -210,13 +212,13 @@ def test_offline_fires_when_device_stops_and_clears_when_it_returns(
 ) -> None:
     clock.now = T0 + 10 * SECOND
     engine.process_batch(batch(1, [40] * 5, T0))
-    assert engine.check_offline(T0 + 9 * MINUTE) == []
-    fired = engine.check_offline(T0 + 11 * MINUTE)
-    assert [t.key for t in fired] == [AlertKey("exc-01", "*", "offline")]
     assert engine.check_offline(T0 + 15 * MINUTE) == []
+    fired = engine.check_offline(T0 + 17 * MINUTE)
+    assert [t.key for t in fired] == [AlertKey("exc-01", "*", "offline")]
+    assert engine.check_offline(T0 + 21 * MINUTE) == []
     assert state_item(table, AlertKey("exc-01", "*", "offline"))["state"] == "ACTIVE"
-    clock.now = T0 + 16 * MINUTE
-    back = engine.process_batch(batch(2, [40] * 5, T0 + 16 * MINUTE))
+    clock.now = T0 + 22 * MINUTE
+    back = engine.process_batch(batch(2, [40] * 5, T0 + 22 * MINUTE))
     assert [(t.key.rule, t.to_state) for t in back] == [("offline", State.NORMAL)]
 
 
@@ -386,6 +388,27 @@ def test_last_seen_and_stale_things(table: Any) -> None:
     store.touch_thing(ThingSeen("crane-02", "lyon-part-dieu", "crane", T0 + 5 * MINUTE))
     stale = store.stale_things(T0 + MINUTE)
     assert [(s.thing, s.last_seen) for s in stale] == [("exc-01", T0)]
+    # The index entry is keyed by the machine, not the time: a refresh updates it in place.
+    store.touch_thing(ThingSeen("exc-01", "lyon-part-dieu", "excavator", T0 + 9 * MINUTE))
+    entries = table.query(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq("SEEN"))[
+        "Items"
+    ]
+    assert sorted((e["gsi1sk"], int(e["lastSeen"])) for e in entries) == [
+        ("crane-02", T0 + 5 * MINUTE),
+        ("exc-01", T0 + 9 * MINUTE),
+    ]
+
+
+def test_a_silent_machine_is_flagged_within_20_minutes_at_the_agent_defaults(
+    table: Any, clock: Clock
+) -> None:
+    from cloud.alerts.engine import SEEN_REFRESH_MS
+
+    engine = AlertEngine(
+        RULES, DynamoAlertStore(table), clock=clock, seen_refresh_ms=SEEN_REFRESH_MS
+    )
+    delay = silence_detected_after_ms(engine, clock, batch_s=900, health_s=900)  # type: ignore[arg-type]
+    assert 15 * MINUTE < delay <= 20 * MINUTE
 
 
 def test_sns_notifications_on_transitions_only(

@@ -17,6 +17,7 @@ from support.alert_testkit import (
     batch,
     make_engine,
     moves,
+    silence_detected_after_ms,
 )
 
 from cloud.alerts.engine import UnknownRuleError, dropped_counter
@@ -142,15 +143,15 @@ def test_offline_fires_when_device_stops_and_clears_when_it_returns() -> None:
     engine, _store, clock = make_engine()
     clock.now = T0 + 10 * SECOND
     engine.process_batch(batch(1, [40] * 5, T0))
-    assert engine.check_offline(T0 + 9 * MINUTE) == []
-    fired = engine.check_offline(T0 + 11 * MINUTE)
+    assert engine.check_offline(T0 + 15 * MINUTE) == []
+    fired = engine.check_offline(T0 + 17 * MINUTE)
     assert moves(fired) == [("NORMAL", "ACTIVE", "warning")]
     assert fired[0].key == AlertKey("exc-01", "*", "offline")
-    assert engine.check_offline(T0 + 12 * MINUTE) == []  # one alert per condition
+    assert engine.check_offline(T0 + 18 * MINUTE) == []  # one alert per condition
     # a re-delivered old batch is no proof of life
-    clock.now = T0 + 13 * MINUTE
+    clock.now = T0 + 19 * MINUTE
     assert engine.process_batch(batch(1, [40] * 5, T0, boot="other")) == []
-    back = engine.process_batch(batch(2, [40] * 5, T0 + 13 * MINUTE))
+    back = engine.process_batch(batch(2, [40] * 5, T0 + 19 * MINUTE))
     assert moves(back) == [("ACTIVE", "NORMAL", "warning")]
 
 
@@ -173,11 +174,11 @@ def test_offline_check_trusts_the_machine_partition_over_a_lagging_index() -> No
     engine = AlertEngine(RULES, store, clock=clock, seen_refresh_ms=0)
     engine.process_batch(batch(1, [40] * 5, T0))
     store.snapshot = list(store.seen.values())  # the index as of the first batch
-    clock.now = T0 + 11 * MINUTE
-    engine.process_batch(batch(2, [40] * 5, T0 + 11 * MINUTE - 5 * SECOND))  # back in time
-    assert engine.check_offline(T0 + 11 * MINUTE + SECOND) == []
+    clock.now = T0 + 17 * MINUTE
+    engine.process_batch(batch(2, [40] * 5, T0 + 17 * MINUTE - 5 * SECOND))  # back in time
+    assert engine.check_offline(T0 + 17 * MINUTE + SECOND) == []
     # Once it is really silent, the check fires.
-    assert moves(engine.check_offline(T0 + 22 * MINUTE)) == [("NORMAL", "ACTIVE", "warning")]
+    assert moves(engine.check_offline(T0 + 34 * MINUTE)) == [("NORMAL", "ACTIVE", "warning")]
 
 
 def test_data_loss_from_health_latches() -> None:
@@ -409,3 +410,17 @@ def test_health_message_in_the_agent_schema_shape() -> None:
     }
     clock.now = T0 + SECOND
     assert moves(engine.process_health(message)) == [("NORMAL", "ACTIVE", "warning")]
+
+
+@pytest.mark.parametrize(
+    ("profile", "batch_s", "health_s"), [("default", 900, 900), ("live", 60, 60)]
+)
+def test_a_silent_machine_is_flagged_within_20_minutes_never_while_it_sends(
+    profile: str, batch_s: int, health_s: int
+) -> None:
+    from cloud.alerts.engine import SEEN_REFRESH_MS, AlertEngine
+
+    clock = Clock()
+    engine = AlertEngine(RULES, InMemoryAlertStore(), clock=clock, seen_refresh_ms=SEEN_REFRESH_MS)
+    delay = silence_detected_after_ms(engine, clock, batch_s, health_s)
+    assert 15 * MINUTE < delay <= 20 * MINUTE, (profile, delay / MINUTE)
