@@ -17,7 +17,7 @@ from chantier.telemetry import EQUIPMENT
 from cloud.local.provisioning import local_ca, local_state_dir
 from commands.bootstrap import DEFAULT_OUT, open_provisioner, wants_aws
 from commands.tables import pairs, table
-from provisioning.bundle import AgentSettings, BundleExistsError
+from provisioning.bundle import BME280_ADDRESSES, AgentSettings, BundleExistsError
 from provisioning.ca import CA_CERT_FILE, CaError, CertificateAuthority, CsrMismatchError
 from provisioning.csv_batch import check_fleet, read_fleet_csv, run_fleet
 from provisioning.errors import ProvisioningError
@@ -173,7 +173,12 @@ def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--archive", action="store_true", help="also write <thing>.tar.gz")
     parser.add_argument("--driver", choices=("bme280", "simulated"), help="sensor driver")
     parser.add_argument(
-        "--sensor", action="append", dest="sensors", help="sensor name (repeatable)"
+        "--sensor",
+        action="append",
+        dest="sensors",
+        metavar="NAME",
+        help="sensor name for agent.toml, repeatable (default: the sensors the equipment's "
+        "alert rules watch, e.g. engine for an excavator; BME280s at 0x76 then 0x77)",
     )
     parser.add_argument(
         "--rule-prefix",
@@ -233,7 +238,7 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
     driver = args.driver or ("bme280" if wants_aws(args.aws) else "simulated")
     return AgentSettings(
         driver=driver,
-        sensors=tuple(args.sensors or ("main",)),
+        sensors=tuple(args.sensors or ()),
         state_dir=args.agent_state_dir,
         topic_prefix=_topic_prefix(args),
         key_path=args.key_path,
@@ -369,6 +374,7 @@ def _print_result(verb: str, result: Any) -> None:
             else "stays on the device (CSR)",
         ),
     ]
+    rows.append(("sensors", _sensors_text(result)))
     if result.archive:
         rows.append(("archive", str(result.archive)))
     if result.previous_certificate_ids and verb == "provisioned":
@@ -377,6 +383,13 @@ def _print_result(verb: str, result: Any) -> None:
     _print_pairs(rows)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+
+
+def _sensors_text(result: Any) -> str:
+    if result.driver == "bme280":
+        placed = zip(result.sensors, BME280_ADDRESSES, strict=False)
+        return ", ".join(f"{name} (BME280 0x{address:02x})" for name, address in placed)
+    return ", ".join(f"{name} ({result.driver})" for name in result.sensors)
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:

@@ -13,12 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chantier.alerts.rules import load_rules
 from chantier.files import make_private_dir, write_private, write_public
+from chantier.names import is_name
+from provisioning.errors import InvalidDeviceError
 
 MANIFEST = "bundle.json"
 ROOT_CA = "root-ca.pem"
 ENDPOINT = "endpoint.txt"
 AGENT_TOML = "agent.toml"
+# SDO to ground, SDO to 3.3 V: the two BME280s one I2C bus can hold.
+BME280_ADDRESSES = (0x76, 0x77)
 
 
 class BundleExistsError(FileExistsError):
@@ -30,10 +35,46 @@ class AgentSettings:
     """The parts of agent.toml that depend on where the agent will run."""
 
     driver: str = "bme280"  # "simulated" for machines of the local stack
-    sensors: Sequence[str] = ("main",)
+    # Empty: the sensors the equipment's alert rules watch (engine for an excavator...).
+    sensors: Sequence[str] = ()
     state_dir: str = "/var/lib/chantier"
     topic_prefix: str = ""
     key_path: str | None = None  # where the key is on the device when it made its own CSR
+
+    def __post_init__(self) -> None:
+        for name in self.sensors:
+            if not is_name(name):
+                raise InvalidDeviceError(
+                    f"sensor name {name!r} is not valid: expected lowercase letters, digits and "
+                    "dashes, such as engine or cabin"
+                )
+        if len(set(self.sensors)) != len(self.sensors):
+            raise InvalidDeviceError(f"sensor names repeat: {', '.join(self.sensors)}")
+        self._check_count(tuple(self.sensors))
+
+    def _check_count(self, names: tuple[str, ...]) -> None:
+        if self.driver == "bme280" and len(names) > len(BME280_ADDRESSES):
+            raise InvalidDeviceError(
+                f"{len(names)} sensors ({', '.join(names)}) but one I2C bus holds at most two "
+                "BME280s (addresses 0x76 and 0x77): name two sensors with --sensor"
+            )
+
+    def sensor_names(self, equipment: str) -> tuple[str, ...]:
+        """The sensors agent.toml will list for a machine of this equipment."""
+        names = tuple(self.sensors) or load_rules().sensors_for(equipment)
+        self._check_count(names)
+        return names
+
+
+def unwatched_rule_warnings(equipment: str, sensors: Sequence[str]) -> list[str]:
+    """One line per alert rule of the equipment that no listed sensor lets fire."""
+    rules = load_rules()
+    return [
+        f"alert rule {rule.id} watches sensor {' or '.join(rule.sensors)} but the bundle "
+        f"has {', '.join(sensors)}: it cannot fire (default sensors for a {equipment}: "
+        f"{', '.join(rules.sensors_for(equipment))})"
+        for rule in rules.unwatched(equipment, sensors)
+    ]
 
 
 @dataclass(frozen=True)
@@ -92,11 +133,11 @@ def render_agent_toml(info: BundleInfo, settings: AgentSettings) -> str:
         f"topic_prefix = {_toml_string(settings.topic_prefix)}",
         f"state_dir = {_toml_string(settings.state_dir)}",
     ]
-    for sensor in settings.sensors:
+    for index, sensor in enumerate(settings.sensor_names(info.equipment)):
         lines += ["", "[[sensors]]", f"name = {_toml_string(sensor)}"]
         lines.append(f"driver = {_toml_string(settings.driver)}")
         if settings.driver == "bme280":
-            lines += ["bus = 1", "address = 0x76"]
+            lines += ["bus = 1", f"address = 0x{BME280_ADDRESSES[index]:02x}"]
     return "\n".join(lines) + "\n"
 
 

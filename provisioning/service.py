@@ -25,6 +25,7 @@ from provisioning.bundle import (
     read_manifest,
     repoint_bundle,
     unpublish,
+    unwatched_rule_warnings,
     write_archive,
 )
 from provisioning.ca import check_csr
@@ -81,6 +82,8 @@ class ProvisionResult:
     archive: Path | None = None
     previous_certificate_ids: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    sensors: tuple[str, ...] = ()  # as listed in the bundle's agent.toml
+    driver: str = "bme280"
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ class Provisioner:
         return replace(
             result,
             previous_certificate_ids=tuple(c.certificate_id for c in previous_active),
-            warnings=(*warnings, warning) if warning else tuple(warnings),
+            warnings=(*result.warnings, *warnings, *([warning] if warning else [])),
         )
 
     def _upsert_thing(self, spec: DeviceSpec, existing: ThingRecord | None, undo: _Undo) -> None:
@@ -316,6 +319,7 @@ class Provisioner:
             key_on_device=issued.key_path is None,
         )
         chosen = settings or self.settings
+        sensors = chosen.sensor_names(spec.equipment)
         fill_bundle(staging, info, self.backend.root_ca_pem(), chosen)
         final = self.out_root / thing
         backup = publish(staging, final)
@@ -330,6 +334,9 @@ class Provisioner:
             not_after=issued.not_after,
             key_generated=issued.key_path is not None,
             archive=archive_path,
+            warnings=tuple(unwatched_rule_warnings(spec.equipment, sensors)),
+            sensors=sensors,
+            driver=chosen.driver,
         )
         return result, backup
 
@@ -426,7 +433,7 @@ class Provisioner:
             return replace(
                 result,
                 previous_certificate_ids=tuple(c.certificate_id for c in old),
-                warnings=(warning,) if warning else (),
+                warnings=(*result.warnings, *([warning] if warning else [])),
             )
 
     def complete_rotation(self, thing: str) -> list[str]:

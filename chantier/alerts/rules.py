@@ -25,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 KINDS = ("threshold", "rate", "range", "stuck", "offline", "dataloss", "sensorstatus")
 # Offline and data-loss concern the whole machine: their alerts use this sensor id.
 THING_SENSOR = "*"
+# The sensor a machine gets when its rules name none in particular.
+DEFAULT_SENSOR = "ambient"
 THING_KINDS = ("offline", "dataloss")
 # Evaluated on health messages, per sensor, rather than on readings.
 HEALTH_KINDS = ("sensorstatus",)
@@ -143,6 +146,33 @@ class RuleSet:
             if rule.kind in HEALTH_KINDS and rule.matches(sensor_id)
         )
 
+    def sensors_for(self, equipment: str) -> tuple[str, ...]:
+        """Sensor names under which every per-reading rule of the equipment watches a sensor.
+
+        Named after the rules' own patterns (`ambient*` gives `ambient`), as few as possible, in
+        the order the rules come; when the rules watch any sensor, one sensor named `ambient`.
+        """
+        rules = self.rules_for(equipment)
+        pending = [r for r in rules if r.per_reading and THING_SENSOR not in r.sensors]
+        names = (_name_of(pattern) for rule in pending for pattern in rule.sensors)
+        candidates = [name for name in dict.fromkeys(names) if name]
+        chosen: list[str] = []
+        while pending and candidates:
+            best = max(candidates, key=lambda name: sum(r.matches(name) for r in pending))
+            if not any(r.matches(best) for r in pending):
+                break
+            chosen.append(best)
+            pending = [r for r in pending if not r.matches(best)]
+        return tuple(chosen) or (DEFAULT_SENSOR,)
+
+    def unwatched(self, equipment: str, sensors: Sequence[str]) -> tuple[Rule, ...]:
+        """The equipment's per-sensor rules that none of these sensors would ever trigger."""
+        return tuple(
+            rule
+            for rule in self.rules_for(equipment)
+            if not rule.thing_level and not any(rule.matches(name) for name in sensors)
+        )
+
     def thing_rules(self, equipment: str, kind: str) -> tuple[Rule, ...]:
         return tuple(rule for rule in self.rules_for(equipment) if rule.kind == kind)
 
@@ -202,6 +232,12 @@ def _bounds_of(rule: Rule) -> _Bounds | None:
         bounds = ((rule.min, True), (rule.max, False))
         return _Bounds(rule.id, rule.field, bounds, rule.min, rule.max, strict=True)
     return None
+
+
+def _name_of(pattern: str) -> str | None:
+    """A sensor name a glob pattern matches (`ambient*` -> `ambient`), None if none is plain."""
+    name = pattern.rstrip("*")
+    return name if _ID.match(name) and fnmatch.fnmatchcase(name, pattern) else None
 
 
 def crossing_levels(

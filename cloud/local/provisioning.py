@@ -220,7 +220,7 @@ def provision_local_fleet(
     *,
     state_dir: Path | None = None,
     out_root: Path | None = None,
-    sensors: Sequence[str] = ("main",),
+    sensors: Sequence[str] = (),
     iot: Any = None,
 ) -> list[LocalDevice]:
     """Register, certify and bundle each machine (idempotent); the broker is refreshed once.

@@ -79,6 +79,23 @@ def test_sensor_selection_by_pattern() -> None:
     assert "offline" not in crane_cabin
 
 
+@pytest.mark.parametrize("equipment", EQUIPMENT)
+def test_default_sensors_leave_no_rule_of_the_profile_unwatched(equipment: str) -> None:
+    sensors = RULES.sensors_for(equipment)
+    assert sensors and len(sensors) <= 2  # two BME280 addresses on one bus
+    assert RULES.unwatched(equipment, sensors) == ()
+
+
+def test_default_sensors_named_after_the_rules() -> None:
+    assert RULES.sensors_for("excavator") == ("engine",)
+    assert RULES.sensors_for("crane") == ("cabin",)  # storm risk and condensation both
+    assert RULES.sensors_for("site-cabin") == ("ambient",)  # its rules watch any sensor
+    data = copy.deepcopy(GOOD)  # a glob pattern gives its plain prefix
+    assert parse_rules(data).sensors_for("excavator") == ("engine",)
+    unwatched = parse_rules(data).unwatched("excavator", ["main"])
+    assert [rule.id for rule in unwatched] == ["engine-overheat"]
+
+
 def test_profile_rule_replaces_default_with_same_id() -> None:
     data = copy.deepcopy(GOOD)
     data["profiles"]["crane"] = [
@@ -249,3 +266,16 @@ def test_is_urgent_on_derived_dew_point_margin() -> None:
     assert not is_urgent(RULES, "site-cabin", "inside", dry, dry)
     # no humidity, no dew point: nothing to say
     assert not is_urgent(RULES, "site-cabin", "inside", {"temperature": 15.0}, dry)
+
+
+def test_provisioning_guide_lists_the_default_sensors() -> None:
+    import re
+
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "provisioning.md").read_text()
+    rows = re.findall(r"^\| ([a-z, -]+) \| (`.+) \|$", guide, re.MULTILINE)
+    listed = {
+        equipment.strip(): tuple(re.findall(r"`([a-z-]+)`", sensors))
+        for names, sensors in rows
+        for equipment in names.split(",")
+    }
+    assert listed == {equipment: RULES.sensors_for(equipment) for equipment in EQUIPMENT}

@@ -232,3 +232,37 @@ def test_list_filters_and_json_equal_to_show(
     assert listed["exc-01"]["certificates"][0]["things"] == ["exc-01"]
     assert listed["exc-01"]["certificates"][0]["policies"] == [DEVICE_POLICY_NAME]
     assert listed["exc-02"]["status"] == "REVOKED" and listed["exc-02"]["history"]
+
+
+def test_bundle_sensors_follow_the_equipment_rules_and_are_printed(
+    capsys: pytest.CaptureFixture[str], aws_cli: list[str], tmp_path: Path
+) -> None:
+    from device.config import load_config
+
+    assert run(capsys, "site", "add", "lyon", *aws_cli)[0] == 0
+    code, out, err = run(
+        capsys, "device", "gen-01", "--site", "lyon", "--equipment", "generator", *aws_cli
+    )
+    assert code == 0, err
+    assert "engine (BME280 0x76), enclosure (BME280 0x77)" in out
+    config = load_config(tmp_path / "certs" / "gen-01" / "agent.toml", env={})
+    assert [(s.name, s.driver, s.address) for s in config.sensors] == [
+        ("engine", "bme280", 0x76),
+        ("enclosure", "bme280", 0x77),
+    ]
+    assert not err
+
+    code, out, err = run(
+        capsys, "device", "exc-01", "--site", "lyon", "--equipment", "excavator",
+        "--sensor", "main", *aws_cli,
+    )  # fmt: skip
+    assert code == 0 and "main (BME280 0x76)" in out
+    assert "engine-overheat watches sensor engine" in err and "cannot fire" in err
+
+    for bad in (["--sensor", "Engine"], ["--sensor", "a", "--sensor", "b", "--sensor", "c"]):
+        code, _, err = run(
+            capsys, "device", "exc-02", "--site", "lyon", "--equipment", "excavator",
+            *bad, *aws_cli,
+        )  # fmt: skip
+        assert code == 2 and "sensor" in one_line_error(err)
+        assert not (tmp_path / "certs" / "exc-02").exists()
