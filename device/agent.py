@@ -31,7 +31,7 @@ from device.health import health_message
 from device.planning import BatchPlanner, Cadence
 from device.queue import DurableQueue, NewReading
 from device.sampling import Sampler
-from device.schedule import Ticker
+from device.schedule import HealthSchedule
 from device.sending import Sender
 from device.sensors.base import Sensor
 from device.transport import Transport
@@ -158,9 +158,9 @@ class Agent:
         )
         self.transport.start()
         self.sampler.start(wake=self._wake.set)
-        health = Ticker(time.monotonic(), self.config.health_interval_s)
-        reported_version = self.sampler.status_version
-        last_health = float("-inf")
+        health = HealthSchedule(
+            time.monotonic(), self.config.health_interval_s, self.config.early_min_interval_s
+        )
         status_due = 0.0
         clean = False
         try:
@@ -178,14 +178,10 @@ class Agent:
                     if self.clock.synced():
                         planner.form(self._mono_ms(), self._wall_ms())
                     sender.send(now)
-                    changed = self.sampler.status_version != reported_version
-                    early = changed and now - last_health >= self.config.early_min_interval_s
-                    if now >= health.due or early:
-                        reported_version = self.sampler.status_version
-                        last_health = now
+                    version = self.sampler.status_version
+                    if health.due(now, version, self.sampler.all_tried()):
                         self._publish_health()
-                        if now >= health.due:
-                            health.fire(now)
+                        health.sent(now, version)
                 if now >= status_due:
                     self._save_status()
                     status_due = now + STATUS_EVERY_S

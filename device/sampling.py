@@ -16,7 +16,7 @@ from device.clock import Clock
 from device.config import AgentConfig, SensorConfig
 from device.counters import AgentCounters
 from device.events import Emit
-from device.health import SENSOR_FAILING, SENSOR_OK, SensorStatus
+from device.health import SENSOR_FAILING, SENSOR_OK, SENSOR_STARTING, SensorStatus
 from device.queue import NewReading
 from device.schedule import Ticker
 from device.sensors.base import Measurement, Sensor, check_measurement
@@ -87,6 +87,10 @@ class Sampler:
                 sensor.close()
             except Exception:
                 log.debug("sensor close failed", extra={"sensor": sensor.name}, exc_info=True)
+
+    def all_tried(self) -> bool:
+        """Whether every sensor was read (or failed) at least once."""
+        return all(s.status != SENSOR_STARTING for s in self.status.values())
 
     def config_for(self, name: str) -> SensorConfig:
         for sensor in self.config.sensors:

@@ -1,4 +1,5 @@
-"""Fixed-rate deadlines on a monotonic clock, and the publish rate limiter; pure logic."""
+"""Fixed-rate deadlines on a monotonic clock, when health goes out, and the publish rate
+limiter; pure logic."""
 
 from __future__ import annotations
 
@@ -31,6 +32,34 @@ class Ticker:
         self.missed += k - self._k - 1
         self._k = k
         self.due = self.start + k * self.interval
+
+
+class HealthSchedule:
+    """When a health message goes out: every `interval` s, and at once (but at most once per
+    `early_min_s`) when a sensor failed or recovered. The first waits until every sensor was
+    tried, or FIRST_WAIT_S, so it says how the sensors are rather than that they start."""
+
+    FIRST_WAIT_S = 10.0
+
+    def __init__(self, start: float, interval: float, early_min_s: float) -> None:
+        self._ticker = Ticker(start, interval)
+        self._start = start
+        self._early_min_s = early_min_s
+        self._version = 0
+        self._last: float | None = None
+
+    def due(self, now: float, status_version: int, all_tried: bool) -> bool:
+        if self._last is None:
+            return all_tried or now - self._start >= self.FIRST_WAIT_S
+        if now >= self._ticker.due:
+            return True
+        return status_version != self._version and now - self._last >= self._early_min_s
+
+    def sent(self, now: float, status_version: int) -> None:
+        self._version = status_version
+        self._last = now
+        if now >= self._ticker.due:
+            self._ticker.fire(now)
 
 
 @dataclass

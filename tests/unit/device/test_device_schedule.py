@@ -52,3 +52,28 @@ def test_byte_rate_limit_with_large_messages() -> None:
     duration = simulate(RateLimiter(), sizes)
     assert sum(sizes) / duration <= MAX_BYTES_PER_S * 1.05
     assert sum(sizes) / duration >= MAX_BYTES_PER_S * 0.8
+
+
+def test_health_goes_out_on_its_interval_and_at_once_when_a_sensor_changes() -> None:
+    from device.schedule import HealthSchedule
+
+    health = HealthSchedule(start=0.0, interval=900.0, early_min_s=60.0)
+    assert not health.due(0.5, 0, all_tried=False)  # sensors not read yet: wait for them
+    assert health.due(0.6, 0, all_tried=True)
+    health.sent(0.6, 0)
+    assert not health.due(100.0, 0, all_tried=True)
+    assert health.due(100.0, 1, all_tried=True)  # a sensor failed
+    health.sent(100.0, 1)
+    assert not health.due(120.0, 2, all_tried=True)  # recovered, but within a minute
+    assert health.due(160.0, 2, all_tried=True)
+    health.sent(160.0, 2)
+    assert not health.due(899.0, 2, all_tried=True)
+    assert health.due(900.0, 2, all_tried=True)
+
+
+def test_the_first_health_message_waits_for_the_sensors_at_most_ten_seconds() -> None:
+    from device.schedule import HealthSchedule
+
+    health = HealthSchedule(start=0.0, interval=60.0, early_min_s=60.0)
+    assert not health.due(9.9, 0, all_tried=False)
+    assert health.due(10.0, 0, all_tried=False)
