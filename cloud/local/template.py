@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cloud.local.cfn_yaml import load_template
 from cloud.local.stackinfo import ACCOUNT_ID, REGION
 
 TEMPLATE_PATH = Path(str(resources.files("cloud").joinpath("template.yaml")))
@@ -57,11 +58,9 @@ class LocalTemplate:
     """The template with every intrinsic resolved for the local stack."""
 
     def __init__(self, path: Path = TEMPLATE_PATH, stack_name: str = STACK_NAME) -> None:
-        from cfnlint.decode import cfn_yaml  # cfn-lint's loader understands !Ref, !Sub, !GetAtt
-
         self.path = path
         self.stack_name = stack_name
-        self.document: dict[str, Any] = cfn_yaml.load(str(path))
+        self.document: dict[str, Any] = load_template(path)
         self.resources: dict[str, dict[str, Any]] = self.document.get("Resources", {})
         self.parameters = {
             name: str(spec.get("Default", ""))
