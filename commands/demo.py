@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
+from chantier.signals import stop_on_signals
 from cloud.local.stackinfo import state_dir
 
 SITE = "demo-lyon"
@@ -259,14 +258,7 @@ def _command(args: argparse.Namespace) -> int:
         batch_age_s=args.batch_age,
         state=Path(args.state_dir).resolve(),
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        print(f"\nstopping ({signal.Signals(signum).name})…", file=sys.stderr)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals(on_signal=lambda name: print(f"\nstopping ({name})…", file=sys.stderr))
     summary = run_demo(opts, stop=stop)
     if not summary.ok:
         print("demo finished with problems: see the summary above and state/logs/", file=sys.stderr)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from chantier.signals import stop_on_signals
 from commands.api_client import ApiCallError, ApiConfigError, client_from
 from commands.runs import add_api_options
 
@@ -43,14 +41,9 @@ def _command(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     state = Path(args.state_dir).resolve() if args.state_dir else state_dir()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        print(f"\nstopping ({signal.Signals(signum).name}): finishing the run…", file=sys.stderr)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals(
+        on_signal=lambda name: print(f"\nstopping ({name}): finishing the run…", file=sys.stderr)
+    )
     opts = SimulateOptions(
         devices=args.devices,
         duration_s=args.duration,

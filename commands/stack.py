@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from chantier.signals import stop_on_signals
 from cloud.local.stackinfo import StackInfo, StackNotRunningError, state_dir
 
 
@@ -33,13 +31,7 @@ def _up(args: argparse.Namespace) -> int:
     from cloud.local.stack import LocalStack
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     directory = Path(args.state_dir).resolve()
     try:
         StackInfo.load(directory)

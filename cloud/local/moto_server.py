@@ -23,12 +23,12 @@ import contextlib
 import gc
 import inspect
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from types import FrameType
 from typing import Any
+
+from chantier.signals import stop_on_signals
 
 
 @contextlib.contextmanager
@@ -128,6 +128,11 @@ def request_handler() -> type:
     return QuietHandler
 
 
+def _leave_server_loop(_signal_name: str) -> None:
+    # werkzeug's serve loop has no stop call: an exception raised in the main thread ends it.
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import run_simple
 
@@ -138,12 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     # moto builds some URLs (SQS queues, presigned S3) from this, as its own server does.
     os.environ.setdefault("MOTO_PORT", str(args.port))
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    stop = threading.Event()
+    stop = stop_on_signals(on_signal=_leave_server_loop)
     freeze_heap_every(FREEZE_EVERY_S, stop)
     with partition_queries() as active:
         if not active:
