@@ -1,5 +1,5 @@
-"""Alert engine: rules as data, alert state per (thing, sensor, rule), operator actions.
+"""Alert state per (thing, sensor, rule), driven by the rules in chantier/alerts; operator actions.
 
-The core modules (rules, fields, detectors, model, state, store, engine) import neither boto3
-nor awscrt; the DynamoDB and SNS adapters do, and are imported only where they are wired.
+The core modules (records, lifecycle, store, engine) import neither boto3 nor awscrt; the
+DynamoDB and SNS adapters do, and are imported only where they are wired (cloud/bootstrap.py).
 """

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from chantier.alerts.detectors import begin_batch, durable, observe, persistable
 from chantier.alerts.fields import field_value
 from chantier.alerts.rules import THING_SENSOR, Rule, RuleSet
-from cloud.alerts import state as lifecycle
+from cloud.alerts import lifecycle
 from cloud.alerts.records import AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.store import AlertStore, ConflictError
 

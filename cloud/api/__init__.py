@@ -1,1 +1,1 @@
-"""HTTP API of simulation runs and sensor data: core, adapters, resolver, command-line clients."""
+"""HTTP API of simulation runs and sensor data: core, DynamoDB and S3 adapters, resolver."""

@@ -1,1 +1,1 @@
-"""The local dashboard page and the read-only API it uses (machines, readings, alerts)."""
+"""What the dashboards show (machines, health, readings, alerts), read for the API's routes."""

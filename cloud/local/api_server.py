@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cloud.dashboard.static import is_static, static_file
+from cloud.local.dashboard_files import is_static, static_file
 from cloud.local.functions import LocalContext
 
 log = logging.getLogger(__name__)

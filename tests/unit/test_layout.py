@@ -36,7 +36,7 @@ CORE = (
     "device/urgency.py",
     "device/config.py",
     "cloud/alerts/engine.py",
-    "cloud/alerts/state.py",
+    "cloud/alerts/lifecycle.py",
     "cloud/alerts/records.py",
     "cloud/alerts/store.py",
     "cloud/ingest/validation.py",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cloud.dashboard.static import is_static, static_file
+from cloud.local.dashboard_files import is_static, static_file
 
 
 def test_page_and_assets_are_served_with_types_and_policy() -> None:

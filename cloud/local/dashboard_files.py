@@ -1,4 +1,5 @@
-"""The dashboard's static files (package data), served by the local stack's HTTP server."""
+"""The local dashboard page's files (package data in cloud/local/dashboard/), served by the
+local stack's HTTP server at / next to the API."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def static_file(target: str) -> tuple[int, bytes, dict[str, str]]:
     # Only plain file names of known types: no sub-folders, so no way out of the folder.
     if "/" in name or "\\" in name or name.startswith(".") or suffix not in TYPES:
         return _missing(path)
-    entry = resources.files("cloud.dashboard").joinpath("static", name)
+    entry = resources.files("cloud.local").joinpath("dashboard", name)
     if not entry.is_file():
         return _missing(path)
     return 200, entry.read_bytes(), {"Content-Type": TYPES[suffix], **HEADERS}
