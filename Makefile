@@ -3,12 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# One stamp per install (pyproject.toml extra): `make demo` needs the local stack's only.
+DEV_STAMP := $(VENV)/.installed-dev
+LOCAL_STAMP := $(VENV)/.installed-local
 DEMO_ARGS ?=
 
-.PHONY: demo test unit functional e2e lint bench install mosquitto chromium systemd-analyze clean package screenshots
+.PHONY: demo test unit functional e2e lint bench install install-local mosquitto chromium \
+	systemd-analyze clean package screenshots
 
-demo: install mosquitto
+demo: install-local mosquitto
 	$(VENV)/bin/chantier demo $(DEMO_ARGS)
 
 test: install mosquitto chromium systemd-analyze lint
@@ -32,18 +35,31 @@ lint: install
 bench: install mosquitto
 	@set -e; for script in tests/benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script; done
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-# Re-installs only when the package definition changes, so a second run is fast.
-$(STAMP): pyproject.toml
+install-local: $(LOCAL_STAMP)
+
+# Re-installs only when the package definition changes, so a second run is fast. The dev
+# install holds the local stack's, so after it `make demo` installs nothing.
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(call pip_install,dev)
+	@touch $(DEV_STAMP) $(LOCAL_STAMP)
+
+$(LOCAL_STAMP): pyproject.toml | $(PY)
+	$(call pip_install,local)
+	@touch $(LOCAL_STAMP)
+
+define pip_install
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(1)]' || \
+		{ echo "Installing the Python packages failed: check access to the package index"; exit 1; }
+endef
+
+$(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
 		{ echo "Python 3.11 or newer is needed: found $$($(PYTHON) --version 2>&1)"; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+	@$(PYTHON) -m venv $(VENV) || \
 		{ echo "Could not create $(VENV): install the venv module (apt-get install python3-venv)"; exit 1; }
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' || \
-		{ echo "Installing the Python packages failed: check access to the package index"; exit 1; }
-	@touch $(STAMP)
 
 mosquitto:
 	@# The packaged service is not needed: the local stack starts its own broker on a free port.
@@ -62,13 +78,9 @@ chromium:
 screenshots: install mosquitto chromium
 	$(PY) scripts/screenshots.py
 
-# Lambda code for `sam deploy` (see docs/deploy.md).
-package: install
-	rm -rf build/lambda && mkdir -p build/lambda
-	cp -r chantier cloud build/lambda/
-	rm -rf build/lambda/cloud/local
-	$(PY) -m pip install --quiet --target build/lambda --platform manylinux2014_aarch64 \
-		--only-binary=:all: --python-version 3.12 pydantic
+# The Lambda zip for `sam deploy` (see docs/deploy.md): the cloud code only.
+package: | $(PY)
+	$(PY) scripts/package_lambda.py --out build/lambda.zip
 
 clean:
 	rm -rf $(VENV) state build .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from chantier import __version__
 
@@ -21,10 +22,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("commands.simulate", "run a fleet of simulated machines through the API"),
     "runs": ("commands.runs", "list, show and finish simulation runs"),
 }
+# The install (pyproject.toml extra) each command needs beyond the agent's.
+EXTRAS = {"provision": "admin", "alerts": "admin", "stack": "local", "demo": "local"}
+OWN_PACKAGES = ("chantier", "device", "cloud", "provisioning", "commands")
 
 
 class CommandUnavailableError(RuntimeError):
     """A sub-command's module is not installed in this build."""
+
+
+def _not_installed(sub: Any, name: str, help_text: str, missing: str) -> None:
+    """A stand-in for a command whose libraries this install lacks: it says which install."""
+    extra = EXTRAS.get(name, "local")
+    advice = f"needs pip install 'chantier-connecte[{extra}]'"
+    # No option of its own (not even --help): whatever follows gets the same answer.
+    parser = sub.add_parser(name, help=f"{help_text} ({advice})", add_help=False, prefix_chars="\0")
+    parser.add_argument("rest", nargs="*")
+
+    def refuse(args: argparse.Namespace) -> int:
+        print(
+            f"chantier {name}: this install lacks the {missing} package: {advice} "
+            f"(the {extra} install)",
+            file=sys.stderr,
+        )
+        return 2
+
+    parser.set_defaults(func=refuse)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -43,7 +66,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             if exc.name and module_name.startswith(exc.name):
                 sub.add_parser(name, help=f"{help_text} (not available in this build)")
                 continue
-            raise
+            missing = (exc.name or "").split(".")[0]
+            if not missing or missing in OWN_PACKAGES:
+                raise
+            _not_installed(sub, name, help_text, missing)
+            continue
         module.register(sub)
     return parser
 

@@ -202,8 +202,18 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         thing = config.thing
         out = out or config.key.parent
     out = Path(out or ".")
-    from chantier.keys import generate_key_and_csr
-
+    try:
+        from chantier.keys import generate_key_and_csr
+    except ModuleNotFoundError as exc:
+        if exc.name != "cryptography":
+            raise
+        print(
+            "keygen: the cryptography package is not installed: install the agent with its "
+            "keygen extra (pip install 'chantier-connecte[keygen]', or the wheel file "
+            "followed by [keygen])",
+            file=sys.stderr,
+        )
+        return 1
     existing = out / f"{thing}.key"
     if existing.exists() and not args.force:
         print(

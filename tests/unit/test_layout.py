@@ -119,3 +119,53 @@ def test_lambda_entry_points_are_wired_by_the_bootstrap_not_by_each_other() -> N
         assert others == set(), f"{path.relative_to(ROOT)} imports {others}"
         if path.name != "__init__.py":
             assert "cloud.bootstrap" in imported, f"{path.relative_to(ROOT)} wires itself"
+
+
+# The libraries each install provides (pyproject.toml): a part may import only those of the
+# install it ships in, so the agent install needs no cloud library and the local stack no
+# development tool. Standard library modules are not listed.
+AGENT_LIBRARIES = {"awscrt", "awsiot", "smbus2", "adafruit_bme280", "sdnotify", "cryptography"}
+CLOUD_LIBRARIES = {"boto3", "botocore", "aws_lambda_powertools", "pydantic"}
+INSTALLS = {
+    # cryptography only for `chantier agent keygen` (the keygen extra), which says so if absent
+    "chantier": AGENT_LIBRARIES,
+    "device": AGENT_LIBRARIES,
+    "cloud": CLOUD_LIBRARIES,
+    "provisioning": {"boto3", "botocore", "cryptography", "certifi"},
+    "cloud.local": AGENT_LIBRARIES | CLOUD_LIBRARIES | {"moto", "werkzeug", "yaml"},
+    "commands": AGENT_LIBRARIES | CLOUD_LIBRARIES,
+}
+OURS = {"chantier", "device", "provisioning", "cloud", "commands"}
+
+
+def third_party(path: Path) -> set[str]:
+    import sys
+
+    roots = {name.split(".")[0] for name in imported_modules(path)}
+    return roots - OURS - set(sys.stdlib_module_names) - {"__future__"}
+
+
+def test_each_part_imports_only_the_libraries_of_its_install() -> None:
+    extra = []
+    for part in ("chantier", "device", "provisioning", "cloud", "commands"):
+        for path in sources(ROOT, part):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            owner = part_of(module)
+            assert owner is not None
+            beyond = third_party(path) - INSTALLS[owner]
+            if beyond:
+                extra.append(f"{path.relative_to(ROOT)}: {sorted(beyond)}")
+    assert extra == []
+
+
+def test_the_architecture_picture_shows_exactly_the_allowed_arrows() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    picture = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    drawn = set()
+    for line in picture.splitlines():
+        if "-->" in line:
+            source, targets = line.split("-->")
+            for target in targets.split("&"):
+                drawn.add((source.strip().replace("_", "."), target.strip().replace("_", ".")))
+    allowed = {(source, target) for source, targets in ALLOWED.items() for target in targets}
+    assert drawn == allowed

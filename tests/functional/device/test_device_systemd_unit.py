@@ -19,6 +19,7 @@ from functional.device.device_broker import (
     agent_toml,
     wait_until,
 )
+from support.installs import build_wheel
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
 
@@ -49,28 +50,7 @@ def test_the_wheel_installs_the_documentation_the_unit_names(tmp_path: Path) -> 
     unit_text = UNIT.read_text()
     documentation = re.search(r"^Documentation=file:(\S+)$", unit_text, re.MULTILINE)
     assert documentation and documentation.group(1).startswith(VENV_ON_PI)
-    # built from a copy: setuptools writes build/ and egg-info next to the sources
-    source = tmp_path / "src"
-    tracked = (
-        subprocess.run(
-            ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, timeout=30
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, tracked):
-        if (REPO / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
-    offline = ("--no-deps", "--no-build-isolation", "--quiet")
-    built = subprocess.run(
-        [PYTHON, "-m", "pip", "wheel", str(source), *offline, "--wheel-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    (wheel,) = tmp_path.glob("*.whl")
+    wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         data = {
             name.split(".data/data/", 1)[1]: archive.read(name)
