@@ -50,10 +50,9 @@ class MemoryReadings:
     """ReadingsStore stand-in: builds the same items, keeps none."""
 
     def put_batch(self, batch: dict[str, Any]) -> int:
-        from cloud.ingest.readings_store import reading_item
+        from cloud.ingest.readings_store import batch_items
 
-        for reading in batch["readings"]:
-            reading_item(batch, reading)
+        batch_items(batch)
         return len(batch["readings"])
 
 
