@@ -6,9 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -83,6 +81,7 @@ def _load(path: Path) -> AgentConfig | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the agent; SIGTERM/SIGINT stop it cleanly with exit 0."""
+    from chantier.signals import stop_on_signals
     from device.bootstrap import build_agent
     from device.logs import setup_logging
     from device.notify import Notifier
@@ -91,14 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     setup_logging(config.log_level)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        log.info("signal", extra={"event": "signal", "signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(
+        on_signal=lambda name: log.info("signal", extra={"event": "signal", "signal": name})
+    )
     notifier = Notifier()
     try:
         agent = build_agent(config, on_event=notifier.on_event)
