@@ -10,6 +10,11 @@ _NAME_RE = re.compile(NAME_PATTERN)
 
 TOPIC_ROOT = "dt/chantier"
 KINDS = ("telemetry", "health")
+# Names under this prefix belong to the system's own identities (the local rules engine, its
+# observer): no device may be provisioned under one, so no certificate can claim them.
+RESERVED_PREFIX = "chantier-"
+RULES_ENGINE_IDENTITY = "chantier-rules-engine"
+OBSERVER_IDENTITY = "chantier-observer"
 
 
 class InvalidNameError(ValueError):
@@ -28,6 +33,22 @@ def check_name(what: str, value: object) -> str:
             "and dashes, not starting or ending with a dash"
         )
     return value
+
+
+def is_reserved(name: str) -> bool:
+    """True for a name kept for the system's own identities."""
+    return name.startswith(RESERVED_PREFIX)
+
+
+def check_device_name(value: object) -> str:
+    """A valid thing name that is not reserved, else InvalidNameError."""
+    name = check_name("thing", value)
+    if is_reserved(name):
+        raise InvalidNameError(
+            f"thing {name!r} is reserved: names starting with {RESERVED_PREFIX!r} belong to "
+            "the system's own identities; choose another name"
+        )
+    return name
 
 
 def is_name(value: object) -> bool:

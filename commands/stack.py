@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chantier.signals import stop_on_signals
-from cloud.local.stackinfo import StackInfo, StackNotRunningError, state_dir
+from cloud.local.stackinfo import StackInfo, StackNotRunningError, StaleStackError, state_dir
 
 
 def _describe(info: StackInfo) -> str:
@@ -34,13 +34,15 @@ def _up(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     directory = Path(args.state_dir).resolve()
     try:
-        StackInfo.load(directory)
+        running = StackInfo.load(directory)
+    except StaleStackError as stale:
+        _clear_stale(stale.info)
     except StackNotRunningError:
         pass
     else:
         print(
-            f"a local stack already runs with state in {directory} "
-            f"(or a previous one did not stop cleanly: delete {directory / 'stack.json'})",
+            f"a local stack already runs with state in {directory} (process {running.pid}): "
+            "stop it first (Ctrl-C in its terminal, or kill it)",
             file=sys.stderr,
         )
         return 1
@@ -52,6 +54,26 @@ def _up(args: argparse.Namespace) -> int:
             pass
         print("stopping…", file=sys.stderr)
     return 0
+
+
+def _clear_stale(info: StackInfo) -> None:
+    """End what a killed stack left running and say that its file is being replaced."""
+    from cloud.local.processes import end_leftover
+
+    ended = [
+        name
+        for name, pid, marker in (
+            ("mosquitto", info.broker_pid, "mosquitto"),
+            ("moto server", info.moto_pid, "cloud.local.moto_server"),
+        )
+        if end_leftover(pid, marker)
+    ]
+    leftovers = f"; ended its leftover {' and '.join(ended)}" if ended else ""
+    print(
+        f"replacing {info.path}: the stack that wrote it (process {info.pid}) is gone{leftovers}",
+        file=sys.stderr,
+    )
+    info.path.unlink(missing_ok=True)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chantier.names import check_name
+from chantier.names import check_device_name, check_name
 from chantier.telemetry import EQUIPMENT
 from provisioning.audit_log import AuditLog
 from provisioning.backends import Backend
@@ -52,7 +52,7 @@ class DeviceSpec:
     hourly_cost: str | None = None
 
     def checked(self) -> DeviceSpec:
-        check_name("thing", self.thing)
+        check_device_name(self.thing)
         check_name("site", self.site)
         if self.equipment not in EQUIPMENT:
             raise InvalidDeviceError(

@@ -12,14 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chantier.names import OBSERVER_IDENTITY, RULES_ENGINE_IDENTITY, is_reserved
 from cloud.local.processes import ChildProcess, find_mosquitto, port_open
 
+__all__ = ["OBSERVER_IDENTITY", "RULES_ENGINE_IDENTITY"]
 DEVICE_POLICY_NAME = "chantier-device"
-RULES_ENGINE_IDENTITY = "chantier-rules-engine"
 _THING = "${iot:Connection.Thing.ThingName}"
 _SITE = "${iot:Connection.Thing.Attributes[site]}"
 # IoT Core limits a message to 128 KB; the broker refuses larger packets the same way.
 MAX_PACKET_BYTES = 128 * 1024 + 1024
+# Messages the broker holds for the rules engine's session while it is busy or reconnecting.
+# Mosquitto's default (1000) would drop the rest for that subscriber while still answering the
+# device with a success PUBACK: a fleet's burst after an outage is far larger.
+MAX_QUEUED_MESSAGES = 1_000_000
+# QoS 1 messages on their way to one client at once; the rules engine acknowledges each only
+# once its actions are done, so this bounds the messages it works on at a time.
+MAX_INFLIGHT_MESSAGES = 100
 
 
 class AclError(ValueError):
@@ -82,14 +90,12 @@ def _mosquitto_topic(policy_topic: str) -> str:
 def render_acl(policy_document: Mapping[str, Any], things: Iterable[tuple[str, str]]) -> str:
     """Mosquitto ACL granting each (thing, site) exactly what the IoT policy grants it."""
     topics = _publish_topics(policy_document)
-    lines = [
-        "# Generated from the IoT policy and the registry by the local stack; do not edit.",
-        f"user {RULES_ENGINE_IDENTITY}",
-        "topic read dt/chantier/#",
-        "topic read $aws/rules/#",
-        "",
-    ]
+    lines = ["# Generated from the IoT policy and the registry by the local stack; do not edit."]
+    for internal in (RULES_ENGINE_IDENTITY, OBSERVER_IDENTITY):
+        lines += [f"user {internal}", "topic read dt/chantier/#", "topic read $aws/rules/#", ""]
     for thing, site in sorted(things):
+        if is_reserved(thing):
+            continue  # provisioning refuses these names; a registry edited by hand gains nothing
         lines.append(f"user {thing}")
         for topic in topics:
             lines.append(
@@ -116,6 +122,8 @@ def render_config(port: int, files: BrokerFiles, ca: Path, cert: Path, key: Path
             "allow_anonymous false",
             f"acl_file {files.acl}",
             f"max_packet_size {MAX_PACKET_BYTES}",
+            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+            f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
             f"listener {port} 127.0.0.1",
             "protocol mqtt",
             f"cafile {ca}",
@@ -124,6 +132,9 @@ def render_config(port: int, files: BrokerFiles, ca: Path, cert: Path, key: Path
             f"crlfile {crl}",
             "require_certificate true",
             "use_identity_as_username true",
+            # The client id is the certificate's name whatever the client asks for: no device
+            # can take over another's session, nor the rules engine's.
+            "use_username_as_clientid true",
             "tls_version tlsv1.2",
             "",
         ]
@@ -214,6 +225,11 @@ class Broker:
         write_acl(self.files, things)
         self.files.config.write_text(render_config(self.port, self.files, ca, cert, key, crl))
         self.process.argv = [find_mosquitto(), "-c", str(self.files.config)]
+        self.restart()
+
+    def restart(self) -> None:
+        """Start the broker again with the files of the last start (same port, ACL, CRL)."""
+        self.files.pid.unlink(missing_ok=True)  # mosquitto refuses to start over a stale one
         self.process.start(lambda: port_open(self.port))
 
     def refresh(self, things: Iterable[tuple[str, str]]) -> None:

@@ -51,6 +51,9 @@ class MessageContext:
             document, error = json.loads(payload, parse_constant=_no_constant), None
         except (ValueError, UnicodeDecodeError) as exc:
             document, error = None, f"payload is not JSON: {exc}"
+        except RecursionError:
+            # IoT Core refuses JSON nested this deep as well; the bytes go to the error action.
+            document, error = None, "payload is not JSON a rule can read: nested too deeply"
         return cls(topic, payload, client_id, timestamp_ms, document, error)
 
     def document(self) -> Any:

@@ -1,13 +1,21 @@
-"""Feeds the local rules engine from Mosquitto, as its own client identity over mutual TLS."""
+"""Feeds the local rules engine from Mosquitto, as its own client identity over mutual TLS.
+
+Nothing is acknowledged into the void: the engine keeps a persistent session (the broker holds
+messages for it while it is away), subscribes again on every connection (a restarted broker
+has forgotten the session), and acknowledges each message only once the engine has carried
+out its rule actions, so a message whose handling was cut short comes back after a reconnect.
+"""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
@@ -15,6 +23,12 @@ from awsiot import mqtt5_client_builder
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], object]
+# How long the broker keeps the session (and queues messages) while the engine is away.
+SESSION_EXPIRY_S = 7 * 24 * 3600
+# A message whose handling failed (e.g. the AWS endpoint is down) is tried again after this
+# pause, doubling up to the maximum, until it succeeds or the bridge stops.
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
 
 
 class BridgeError(RuntimeError):
@@ -26,6 +40,8 @@ class MqttBridge:
 
     Messages of one topic always go to the same worker, so a thing's batches are processed in
     the order the broker delivered them, while different things proceed in parallel.
+    `persistent` keeps the session across reconnects (the rules engine); an observer that must
+    not hold messages for later passes False.
     """
 
     def __init__(
@@ -40,14 +56,21 @@ class MqttBridge:
         handler: MessageHandler,
         workers: int = 4,
         connect_timeout_s: float = 10.0,
+        persistent: bool = True,
+        receive_maximum: int = 100,
     ) -> None:
         self._handler = handler
+        self._filters: list[str] = []
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
         self._stopped = threading.Event()
+        self._stopping = threading.Event()
         self._failure: str | None = None
         self._pending = 0
+        self._last_received = time.monotonic()
         self._idle = threading.Condition()
-        self._queues: list[queue.Queue[tuple[str, bytes] | None]] = [
+        self.connections = 0
+        self._queues: list[queue.Queue[tuple[str, bytes, Any] | None]] = [
             queue.Queue() for _ in range(workers)
         ]
         self._threads = [
@@ -55,6 +78,11 @@ class MqttBridge:
             for i, q in enumerate(self._queues)
         ]
         self._connect_timeout_s = connect_timeout_s
+        session = (
+            mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS
+            if persistent
+            else mqtt5.ClientSessionBehaviorType.CLEAN
+        )
         self._client = mqtt5_client_builder.mtls_from_path(
             endpoint=host,
             port=port,
@@ -62,40 +90,119 @@ class MqttBridge:
             pri_key_filepath=str(key),
             ca_filepath=str(ca),
             client_id=client_id,
-            clean_session=True,
+            session_behavior=session,
+            session_expiry_interval_sec=SESSION_EXPIRY_S if persistent else 0,
+            receive_maximum=receive_maximum,
+            min_reconnect_delay_ms=100,
+            max_reconnect_delay_ms=2000,
             on_publish_received=self._on_publish,
-            on_lifecycle_connection_success=lambda _: self._connected.set(),
+            on_lifecycle_connection_success=self._on_connected,
             on_lifecycle_connection_failure=self._on_failure,
+            on_lifecycle_disconnection=self._on_disconnected,
             on_lifecycle_stopped=lambda _: self._stopped.set(),
         )
+
+    # ---------- connection ----------
+    def _on_connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
+        self.connections += 1
+        resumed = bool(data.connack_packet and data.connack_packet.session_present)
+        if self.connections > 1:
+            log.warning(
+                "rules engine reconnected to the broker (session %s)",
+                "resumed" if resumed else "new: subscribing again",
+            )
+        self._connected.set()
+        # Subscribing again to a resumed session costs one round trip and changes nothing;
+        # not subscribing to a new one would leave every device publishing into the void.
+        if self._filters:
+            self._subscribe()
+
+    def _on_disconnected(self, data: mqtt5.LifecycleDisconnectData) -> None:
+        self._subscribed.clear()
+        if not self._stopping.is_set():
+            log.warning("rules engine lost the broker: %s", data.exception)
 
     def _on_failure(self, data: mqtt5.LifecycleConnectFailureData) -> None:
         self._failure = str(data.exception)
 
+    def _subscribe(self) -> None:
+        packet = mqtt5.SubscribePacket(
+            subscriptions=[
+                mqtt5.Subscription(topic_filter=f, qos=mqtt5.QoS.AT_LEAST_ONCE)
+                for f in self._filters
+            ]
+        )
+        self._client.subscribe(packet).add_done_callback(self._on_suback)
+
+    def _on_suback(self, future: Any) -> None:
+        try:
+            suback = future.result()
+        except Exception as exc:
+            # The connection dropped meanwhile; the next connection subscribes again.
+            log.warning("rules engine subscription not confirmed: %s", exc)
+            return
+        refused = [
+            (f, int(code))
+            for f, code in zip(self._filters, suback.reason_codes, strict=False)
+            if int(code) >= 0x80
+        ]
+        if refused:
+            self._failure = f"broker refused the rules engine's subscriptions: {refused}"
+            log.error(self._failure)
+            return
+        self._subscribed.set()
+
+    # ---------- messages ----------
     def _on_publish(self, data: mqtt5.PublishReceivedData) -> None:
         packet = data.publish_packet
         topic = packet.topic
         payload = bytes(packet.payload or b"")
+        acquire = getattr(data, "acquire_publish_acknowledgement_control", None)
+        ack = acquire() if acquire is not None else None
         index = zlib.crc32(topic.encode()) % len(self._queues)
         with self._idle:
             self._pending += 1
-        self._queues[index].put((topic, payload))
+            self._last_received = time.monotonic()
+        self._queues[index].put((topic, payload, ack))
 
-    def _work(self, inbox: queue.Queue[tuple[str, bytes] | None]) -> None:
+    def _work(self, inbox: queue.Queue[tuple[str, bytes, Any] | None]) -> None:
         while True:
             item = inbox.get()
             if item is None:
                 return
+            topic, payload, ack = item
             try:
-                self._handler(*item)
-            except Exception:
-                log.exception("rules engine failed on a message from %s", item[0])
+                if self._handle_until_done(topic, payload) and ack is not None:
+                    self._acknowledge(ack)
             finally:
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
 
+    def _handle_until_done(self, topic: str, payload: bytes) -> bool:
+        """Run the handler until it succeeds; False when the bridge stopped first."""
+        pause = RETRY_FIRST_S
+        while True:
+            try:
+                self._handler(topic, payload)
+                return True
+            except Exception:
+                log.exception("rules engine failed on a message from %s: retrying", topic)
+            if self._stopping.wait(pause):
+                # Left unacknowledged: the broker sends it again to the next session.
+                return False
+            pause = min(pause * 2, RETRY_MAX_S)
+
+    def _acknowledge(self, ack: Any) -> None:
+        try:
+            self._client.invoke_publish_acknowledgement(ack)
+        except Exception as exc:
+            # The connection that delivered it is gone: the broker delivers it again.
+            log.info("acknowledgement not sent (%s): the broker will deliver it again", exc)
+
+    # ---------- lifecycle ----------
     def start(self, topic_filters: Sequence[str], timeout_s: float = 10.0) -> None:
+        self._filters = list(topic_filters)
         for thread in self._threads:
             thread.start()
         self._client.start()
@@ -104,28 +211,39 @@ class MqttBridge:
             raise BridgeError(
                 f"rules engine could not connect to the broker: {self._failure or 'timed out'}"
             )
-        packet = mqtt5.SubscribePacket(
-            subscriptions=[
-                mqtt5.Subscription(topic_filter=f, qos=mqtt5.QoS.AT_LEAST_ONCE)
-                for f in topic_filters
-            ]
-        )
-        suback = self._client.subscribe(packet).result(timeout_s)
-        refused = [
-            (f, code)
-            for f, code in zip(topic_filters, suback.reason_codes, strict=False)
-            if int(code) >= 0x80
-        ]
-        if refused:
+        if not self._subscribed.wait(timeout_s):
+            failure = self._failure or "no answer from the broker"
             self.stop()
-            raise BridgeError(f"broker refused the rules engine's subscriptions: {refused}")
+            raise BridgeError(f"rules engine could not subscribe: {failure}")
+
+    def expect_new_session(self) -> None:
+        """Forget the current subscription: the broker is about to start afresh."""
+        self._subscribed.clear()
+
+    def wait_subscribed(self, timeout_s: float) -> bool:
+        """Wait until the current connection's subscriptions are confirmed."""
+        return self._subscribed.wait(timeout_s)
 
     def drain(self, timeout_s: float = 5.0) -> bool:
         """Wait until every message received so far has been processed; False on timeout."""
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
 
+    def quiet(self, for_s: float = 0.3, timeout_s: float = 10.0) -> bool:
+        """Wait until nothing is pending and nothing arrived for `for_s`; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while True:
+                now = time.monotonic()
+                calm_until = self._last_received + for_s
+                if self._pending == 0 and now >= calm_until:
+                    return True
+                if now >= deadline:
+                    return False
+                self._idle.wait(min(deadline, max(calm_until, now + 0.05)) - now)
+
     def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
         self._client.stop()
         self._stopped.wait(timeout_s)
         for inbox in self._queues:

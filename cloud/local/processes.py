@@ -13,7 +13,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+# Children are started with a parent-death signal, so they die with the stack even when it is
+# killed with SIGKILL. Linux sends that signal when the *thread* that started the child ends,
+# so every child is started from this one thread, which lives as long as the process.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="child-spawner")
+_SETPRIV = shutil.which("setpriv")
 
 
 class ProcessStartError(RuntimeError):
@@ -58,14 +65,7 @@ class ChildProcess:
 
     def start(self, ready: Callable[[], bool], timeout_s: float = 20.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches us, and we stop children in order
-            )
+        self.process = _SPAWNER.submit(self._spawn).result(timeout=timeout_s)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -80,6 +80,20 @@ class ChildProcess:
         raise ProcessStartError(
             f"{self.name} was not ready after {timeout_s:.0f} s; see {self.log_path}"
         )
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(
+                with_parent_death_signal(self.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop children in order
+            )
+
+    def exited(self) -> int | None:
+        """The exit code once the process has ended, None while it runs (or never started)."""
+        return self.process.poll() if self.process else None
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -100,6 +114,27 @@ class ChildProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=timeout_s)
+
+
+def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+    """`argv` run so that it receives SIGKILL when its parent dies (util-linux's setpriv)."""
+    if _SETPRIV is None:
+        return list(argv)  # not Linux, or util-linux missing: a stale stack file still reports it
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+
+
+def end_leftover(pid: int, marker: str) -> bool:
+    """SIGKILL process `pid` if its command line still holds `marker` (a child of a stack that
+    died before it could stop it); True when one was ended."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError):
+        return False
+    if pid <= 0 or marker not in cmdline:
+        return False  # gone, or the id now belongs to an unrelated process
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
 
 
 def find_mosquitto() -> str:

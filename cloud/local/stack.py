@@ -9,6 +9,7 @@ import gc
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,13 @@ from typing import Any
 
 import boto3
 
-from cloud.local.broker import RULES_ENGINE_IDENTITY, Broker, registry_things
+from cloud.local.broker import (
+    OBSERVER_IDENTITY,
+    RULES_ENGINE_IDENTITY,
+    Broker,
+    registry_things,
+    write_acl,
+)
 from cloud.local.functions import LocalFunctions
 from cloud.local.landings import LandingJournal, journal_path
 from cloud.local.processes import ChildProcess, free_port, http_ready, moto_argv
@@ -25,6 +32,7 @@ from cloud.local.resources import create_from_template
 from cloud.local.rules_engine import RulesEngine
 from cloud.local.scheduler import LocalScheduler, scale_from_env
 from cloud.local.stackinfo import StackInfo
+from cloud.local.supervisor import Supervisor
 from cloud.local.template import LocalTemplate
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,7 @@ EventSink = Callable[[str, dict[str, Any]], None]
 # for seconds while moto had spare time. Two actions per message (S3 and Lambda) run side by
 # side. More than botocore's 10 pooled connections per client would open a connection a call.
 RULES_WORKERS = 8
+BROKER_RESUBSCRIBE_S = 30.0
 
 
 class LocalStack:
@@ -65,6 +74,7 @@ class LocalStack:
         self.info: StackInfo | None = None
         self.ca: Any = None
         self.landings: LandingJournal | None = None
+        self.supervisor: Supervisor | None = None
 
     # ---------- lifecycle ----------
     def start(self) -> StackInfo:
@@ -82,6 +92,9 @@ class LocalStack:
             engine_cert = self.ca.issue_client_certificate(
                 RULES_ENGINE_IDENTITY, self.state_dir / "rules-engine"
             )
+            # A read-only identity for tools and tests that watch the traffic, so they never
+            # need (and never take over) the rules engine's own session.
+            self.ca.issue_client_certificate(OBSERVER_IDENTITY, self.state_dir / "observer")
 
             aws_port = free_port()
             self.moto = ChildProcess(
@@ -102,6 +115,7 @@ class LocalStack:
                 runs_table=self.template.physical_name("RunsTable"),
                 rule_name=self.template.physical_name("TelemetryRule"),
                 api_token=secrets.token_urlsafe(24),
+                pid=os.getpid(),
             )
             kwargs = info.boto3_kwargs()
             clients = {
@@ -118,7 +132,7 @@ class LocalStack:
                 policy_document=self.template.iot_policy_document("chantier-device"),
                 things=registry_things(clients["iot"]),
             )
-            info = StackInfo(**{**info.__dict__, "broker_pid": self.broker.process.pid})
+            info = replace(info, broker_pid=self.broker.process.pid, moto_pid=self.moto.pid)
 
             specs = {
                 arn: replace(spec, environment={**spec.environment, **self.function_env})
@@ -148,6 +162,9 @@ class LocalStack:
                 workers=RULES_WORKERS,
             )
             self.bridge.start(self.engine.subscriptions())
+            self.supervisor = Supervisor(on_restart=self._child_restarted)
+            self.supervisor.watch(self.broker.process, self._restart_broker)
+            self.supervisor.start()
             scale = self.schedule_scale
             self.scheduler = LocalScheduler(
                 self.template.schedules(),
@@ -173,7 +190,16 @@ class LocalStack:
             raise
 
     def stop(self) -> None:
-        """Stop in reverse order; safe to call more than once and after a failed start."""
+        """Stop in reverse order; safe to call more than once and after a failed start.
+
+        Devices are shut out first and the rules engine finishes what the broker holds for
+        it: a message the broker acknowledged to a device is never dropped by a clean stop.
+        """
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
+        if self.broker is not None and self.bridge is not None:
+            self._close_the_door()
         if self.api is not None:
             try:
                 self.api.stop()
@@ -203,6 +229,39 @@ class LocalStack:
         if self.info is not None:
             self.info.path.unlink(missing_ok=True)
             self.info = None
+
+    def _close_the_door(self) -> None:
+        # Devices now get "not authorized" and keep their batches for the next stack.
+        assert self.broker is not None
+        try:
+            self.broker.refresh([])
+        except OSError as exc:
+            log.warning("could not shut devices out before stopping: %s", exc)
+            return
+        if not self.bridge.quiet():
+            log.warning("the rules engine was still busy when the stack stopped")
+
+    def _restart_broker(self) -> None:
+        # A restarted Mosquitto has forgotten the rules engine's session: until the engine has
+        # subscribed again, a device's publish would be acknowledged with "no matching
+        # subscribers" and dropped. Devices are shut out (they keep their batches) until then.
+        assert self.broker is not None
+        write_acl(self.broker.files, [])
+        self.bridge.expect_new_session()
+        self.broker.restart()
+        deadline = time.monotonic() + BROKER_RESUBSCRIBE_S
+        while not self.bridge.wait_subscribed(0.1):
+            if self.broker.process.exited() is not None:
+                return  # died again: the supervisor starts it over
+            if time.monotonic() > deadline:
+                log.error("the rules engine did not subscribe again; devices stay shut out")
+                return
+        self.refresh_broker()
+
+    def _child_restarted(self, name: str, pid: int) -> None:
+        if self.info is not None and self.broker is not None and name == "mosquitto":
+            self.info = replace(self.info, broker_pid=pid)
+            self.info.save()
 
     def _engine_event(self, kind: str, details: dict[str, Any]) -> None:
         if kind == "s3" and self.landings is not None:

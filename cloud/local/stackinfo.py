@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 DEFAULT_STATE_DIR = Path("state")
@@ -14,6 +14,28 @@ ACCOUNT_ID = "123456789012"
 
 class StackNotRunningError(RuntimeError):
     """No local stack description was found in the state folder."""
+
+
+class StaleStackError(StackNotRunningError):
+    """The state folder describes a stack whose process is gone (killed, or the machine
+    restarted): the file can be replaced by a new `chantier stack up`."""
+
+    def __init__(self, message: str, info: StackInfo) -> None:
+        super().__init__(message)
+        self.info = info
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this id exists (ours or another user's)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def state_dir() -> Path:
@@ -36,6 +58,8 @@ class StackInfo:
     api_url: str = ""
     api_token: str = ""
     broker_pid: int = 0
+    moto_pid: int = 0
+    pid: int = 0  # the process running the stack; 0 in files written before it was recorded
 
     @property
     def path(self) -> Path:
@@ -52,6 +76,19 @@ class StackInfo:
 
     @classmethod
     def load(cls, directory: Path | None = None) -> StackInfo:
+        """The running stack's description; StaleStackError when its process is gone."""
+        info = cls.read(directory)
+        if info.pid and not pid_alive(info.pid):
+            raise StaleStackError(
+                f"the local stack described in {info.path} is not running (process {info.pid} "
+                "is gone): start one with `chantier stack up`, which replaces the file",
+                info,
+            )
+        return info
+
+    @classmethod
+    def read(cls, directory: Path | None = None) -> StackInfo:
+        """The description in the state folder, whether its stack still runs or not."""
         target = (directory or state_dir()) / "stack.json"
         try:
             data = json.loads(target.read_text())
@@ -59,7 +96,13 @@ class StackInfo:
             raise StackNotRunningError(
                 f"no local stack found ({target} is missing): start one with `chantier stack up`"
             ) from None
-        return cls(**data)
+        except ValueError:
+            raise StackNotRunningError(
+                f"{target} is not a stack description (not JSON): delete it and start a stack "
+                "with `chantier stack up`"
+            ) from None
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def boto3_kwargs(self) -> dict[str, str]:
         """Keyword arguments that point a boto3 client at the local AWS APIs."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support.localstack import Tap
 
-from cloud.local.broker import RULES_ENGINE_IDENTITY
+from chantier.names import OBSERVER_IDENTITY
 from cloud.local.mqtt_bridge import MqttBridge
 from cloud.local.stack import LocalStack
 
@@ -21,20 +21,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="module")
 def tap(stack: LocalStack) -> Iterator[Tap]:
-    """An observer beside the rules engine, with the rules engine's identity and read rights."""
+    """An observer beside the rules engine, with the stack's read-only observer identity."""
     info = stack.info
     assert info is not None
     recorder = Tap()
-    engine_dir = Path(info.state_dir) / "rules-engine"
+    observer_dir = Path(info.state_dir) / "observer"
     bridge = MqttBridge(
         host=info.broker_host,
         port=info.broker_port,
-        client_id="test-tap",
-        cert=engine_dir / f"{RULES_ENGINE_IDENTITY}.pem",
-        key=engine_dir / f"{RULES_ENGINE_IDENTITY}.key",
+        client_id=OBSERVER_IDENTITY,
+        cert=observer_dir / f"{OBSERVER_IDENTITY}.pem",
+        key=observer_dir / f"{OBSERVER_IDENTITY}.key",
         ca=Path(info.ca_file),
         handler=recorder,
         workers=1,
+        persistent=False,
     )
     assert stack.engine is not None
     bridge.start(stack.engine.subscriptions())

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from cloud.local.broker import RULES_ENGINE_IDENTITY, AclError, render_acl
+from cloud.local.broker import (
+    OBSERVER_IDENTITY,
+    RULES_ENGINE_IDENTITY,
+    AclError,
+    BrokerFiles,
+    render_acl,
+    render_config,
+)
 from cloud.local.template import LocalTemplate
 
 
@@ -34,3 +43,31 @@ def test_policy_with_mqtt_wildcards_cannot_be_translated() -> None:
     }
     with pytest.raises(AclError, match="wildcard"):
         render_acl(policy, [("a", "b")])
+
+
+def test_internal_identities_only_read_and_a_reserved_thing_gets_nothing() -> None:
+    policy = LocalTemplate().iot_policy_document("chantier-device")
+    acl = render_acl(policy, [("chantier-rules-engine", "lyon"), ("exc-01", "lyon")])
+    lines = "\n".join(line for line in acl.splitlines() if not line.startswith("#"))
+    blocks = [block.splitlines() for block in lines.split("\n\n") if block.strip()]
+    by_user = {b[0]: b[1:] for b in blocks if b[0].startswith("user ")}
+    for internal in (RULES_ENGINE_IDENTITY, OBSERVER_IDENTITY):
+        assert by_user[f"user {internal}"] == [
+            "topic read dt/chantier/#",
+            "topic read $aws/rules/#",
+        ]
+    # The registry entry under a reserved name adds no write right to the engine's identity.
+    assert not any(
+        line.startswith("topic write") for line in by_user[f"user {RULES_ENGINE_IDENTITY}"]
+    )
+
+
+def test_broker_takes_the_client_id_from_the_certificate_and_queues_for_the_engine() -> None:
+    files = BrokerFiles(Path("/state/broker"))
+    config = render_config(8883, files, Path("ca"), Path("c"), Path("k"), Path("crl"))
+    lines = config.splitlines()
+    assert "use_identity_as_username true" in lines
+    assert "use_username_as_clientid true" in lines
+    assert "require_certificate true" in lines
+    queued = next(line for line in lines if line.startswith("max_queued_messages "))
+    assert int(queued.split()[1]) >= 100_000

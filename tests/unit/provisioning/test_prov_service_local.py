@@ -147,6 +147,8 @@ def test_site_created_on_the_way_is_removed_when_the_flow_fails(
         (DeviceSpec("exc-01", "Lyon", "excavator"), "site 'Lyon' is not a valid name"),
         (DeviceSpec("exc-01", "lyon", "tractor"), "equipment 'tractor' is unknown"),
         (DeviceSpec("exc-01", "lyon", "excavator", "-3"), "hourly cost '-3' is not valid"),
+        (DeviceSpec("chantier-rules-engine", "lyon", "site-cabin"), "is reserved"),
+        (DeviceSpec("chantier-observer", "lyon", "site-cabin"), "is reserved"),
     ],
 )
 def test_invalid_device_is_refused_before_anything_is_created(

@@ -1,0 +1,58 @@
+"""The stack's description file: a stack that died is told apart from one that runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from cloud.local.stackinfo import StackInfo, StackNotRunningError, StaleStackError
+
+
+def _info(state: Path, pid: int) -> StackInfo:
+    return StackInfo(
+        state_dir=str(state),
+        aws_endpoint="http://127.0.0.1:1",
+        broker_host="127.0.0.1",
+        broker_port=1,
+        ca_file="ca.pem",
+        raw_bucket="raw",
+        alerts_table="alerts",
+        readings_table="readings",
+        runs_table="runs",
+        rule_name="chantier_telemetry",
+        pid=pid,
+    )
+
+
+def test_a_running_stack_is_loaded(tmp_path: Path) -> None:
+    _info(tmp_path, os.getpid()).save()
+    assert StackInfo.load(tmp_path).pid == os.getpid()
+
+
+def test_a_file_left_by_a_dead_stack_is_stale(tmp_path: Path) -> None:
+    gone = 2**22 + 1  # above Linux's largest process id: no process has it
+    _info(tmp_path, gone).save()
+    with pytest.raises(StaleStackError, match=f"process {gone} is gone") as caught:
+        StackInfo.load(tmp_path)
+    assert caught.value.info.pid == gone
+    assert StackInfo.read(tmp_path).pid == gone
+
+
+def test_missing_or_garbled_file_says_how_to_start_one(tmp_path: Path) -> None:
+    with pytest.raises(StackNotRunningError, match="stack up"):
+        StackInfo.load(tmp_path)
+    (tmp_path / "stack.json").write_text("{not json")
+    with pytest.raises(StackNotRunningError, match="not JSON"):
+        StackInfo.load(tmp_path)
+
+
+def test_a_file_from_an_older_release_still_loads(tmp_path: Path) -> None:
+    data = asdict(_info(tmp_path, 0))
+    del data["pid"], data["moto_pid"]
+    data["retired_field"] = 1
+    (tmp_path / "stack.json").write_text(json.dumps(data))
+    assert StackInfo.load(tmp_path).pid == 0
