@@ -115,7 +115,7 @@ class MqttTransport:
         except Exception as exc:
             on_done(PublishOutcome(FAILED, f"publish not accepted by the client: {exc}"))
             return
-        future.add_done_callback(lambda f: on_done(_outcome(f)))
+        future.add_done_callback(lambda f: on_done(outcome_of(f)))
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Disconnect; True if the client confirmed it stopped within the bound."""
@@ -126,7 +126,11 @@ class MqttTransport:
         return self._stopped.wait(timeout_s)
 
 
-def _outcome(future: Future[Any]) -> PublishOutcome:
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+def outcome_of(future: Future[Any]) -> PublishOutcome:
+    """What a finished QoS 1 publish future means for the batch."""
     try:
         result = future.result(timeout=0)
     except Exception as exc:
@@ -135,7 +139,13 @@ def _outcome(future: Future[Any]) -> PublishOutcome:
     if puback is None:
         return PublishOutcome(FAILED, "no PUBACK for a QoS 1 publish")
     code = int(puback.reason_code)
-    # 0 success, 16 no matching subscribers: the broker took the message either way
+    if code == NO_MATCHING_SUBSCRIBERS:
+        # A success code in MQTT 5, but it says nobody received the batch: on the local stack
+        # the rules engine is away (e.g. Mosquitto restarted). IoT Core never answers it, so
+        # keeping the batch for a retry costs nothing there.
+        return PublishOutcome(
+            REFUSED, "no matching subscribers: nobody received the batch, kept for a retry", code
+        )
     if code < 0x80:
         return PublishOutcome(ACKED, code=code)
     name = getattr(puback.reason_code, "name", str(code))

@@ -87,6 +87,19 @@ def test_missing_certificate_named(tmp_path, pki: Pki) -> None:  # type: ignore[
         )
 
 
+def test_publish_nobody_receives_is_not_taken_as_delivered(broker: Broker, pki: Pki) -> None:
+    # No subscriber: Mosquitto answers PUBACK 0x10 "no matching subscribers", a success code.
+    pub = make(broker, pki, "exc-01")
+    pub.start()
+    try:
+        assert pub.wait_connected(10)
+        outcome = publish_and_wait(pub, "dt/chantier/site-a/exc-01/telemetry", b"{}")
+        assert outcome.status == REFUSED and outcome.code == 0x10, outcome
+        assert "nobody received" in outcome.reason
+    finally:
+        pub.stop(5)
+
+
 def test_reconnects_after_broker_restart(broker: Broker, pki: Pki) -> None:
     ups: list[bool] = []
     pub = make(
@@ -107,7 +120,13 @@ def test_reconnects_after_broker_restart(broker: Broker, pki: Pki) -> None:
         assert not pub.connected()
         broker.start()
         assert pub.wait_connected(10)
-        ok = publish_and_wait(pub, "dt/chantier/site-a/exc-01/health", b"{}")
+        cert, key = pki.issue("collector")
+        listener = Collector(broker, cert, key)
+        listener.start()
+        try:
+            ok = publish_and_wait(pub, "dt/chantier/site-a/exc-01/health", b"{}")
+        finally:
+            listener.stop()
         assert ok.status == ACKED
         assert ups[0] is True and False in ups and ups[-1] is True
     finally:
