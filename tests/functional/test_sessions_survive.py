@@ -20,8 +20,9 @@ from chantier.names import RULES_ENGINE_IDENTITY, topic
 from chantier.s3keys import raw_key
 from cloud.local.stack import LocalStack
 from commands.simulator.fleet import BASIC_INGEST_PREFIX, agent_config, provision_machine
-from device import agent as agent_module
+from device import sending as sending_module
 from device.agent import Agent
+from device.bootstrap import build_agent
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(240)]
 SITE = "survive-site"
@@ -63,7 +64,7 @@ def _landed_readings(stack: LocalStack, thing: str) -> tuple[set[tuple[str, int]
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Agents shut out while the engine resubscribes retry within a second, not minutes."""
-    monkeypatch.setattr(agent_module, "REFUSED_BACKOFF_S", (0.2, 1.0))
+    monkeypatch.setattr(sending_module, "REFUSED_BACKOFF_S", (0.2, 1.0))
 
 
 class Fleet:
@@ -75,7 +76,7 @@ class Fleet:
             machine, _ = provision_machine(stack, name, SITE, "generator")
             config = agent_config(machine, stack, seed=20 + index, batch_age_s=0.3)
             self.agents.append(
-                Agent(
+                build_agent(
                     dataclasses.replace(
                         config,
                         sample_interval_s=0.05,
