@@ -6,7 +6,8 @@ The local stack builds the same parts with `boto3_kwargs` pointing the clients a
 
 Environment variables: ``RAW_BUCKET``, ``READINGS_TABLE``, ``ALERTS_TABLE``, ``RUNS_TABLE``
 (each required by the parts that use it); ``CURATED_BUCKET`` (rollups, default the raw
-bucket); ``ALERTS_TOPIC_ARN`` (SNS notifications, off when unset); ``MIN_NOTIFY_SEVERITY``
+bucket); ``ATHENA_WORKGROUP``, ``ANALYTICS_DATABASE`` (the rollups' query engine in AWS);
+``ALERTS_TOPIC_ARN`` (SNS notifications, off when unset); ``MIN_NOTIFY_SEVERITY``
 (default ``warning``); ``ALERT_RULES_FILE`` (default: the packaged rules file);
 ``ALERT_SEEN_REFRESH_MS`` (how often last-seen is rewritten, default the engine's; tests shorten
 it to see offline alerts within seconds); ``DASHBOARD_URL_TEMPLATE`` (a run's dashboard link,
@@ -20,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
     from cloud.ingest.service import IngestService
 
 Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+class QueryEngine(Protocol):
+    """Runs one SQL query and returns its rows as dictionaries (Athena, or DuckDB locally)."""
+
+    def rows(self, sql: str) -> list[dict[str, Any]]: ...
 
 
 OWN_PACKAGES = ("cloud", "chantier")
@@ -147,6 +154,17 @@ class CloudParts:
     def emulated(self) -> bool:
         """Clients point at an emulator (the local stack) rather than at AWS."""
         return bool(self._boto3_kwargs.get("endpoint_url"))
+
+    @cached_property
+    def athena(self) -> QueryEngine:
+        """Athena in the analytics workgroup and database (ATHENA_WORKGROUP, ANALYTICS_DATABASE)."""
+        from cloud.analytics.athena import AthenaQueryEngine
+
+        return AthenaQueryEngine(
+            self.client("athena"),
+            self.setting("ATHENA_WORKGROUP"),
+            self.setting("ANALYTICS_DATABASE"),
+        )
 
     # Stores and services.
 

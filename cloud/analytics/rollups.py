@@ -1,30 +1,21 @@
-"""Daily rollups per machine from raw batches and alert transitions (plain Python, no AWS).
+"""Daily rollups per machine: the query engine's figures per sensor, alerts and costs joined in.
 
-Running hours (engine warm): an engine reading counts as running when its temperature is at
-least WARM_DELTA_C above the machine's ambient temperature (the nearest ambient reading within
-AMBIENT_MAX_AGE_MS), or at least WARM_ABSOLUTE_C when the machine has no recent ambient reading.
-Each running reading stands for the time to the next engine reading, capped at MAX_GAP_MS, so a
-machine that went silent is not billed for the silence. Machines without an `engine` sensor
-(site cabins) have no running hours.
+The readings side (counts, min/avg/max, running hours) comes from one SQL query over the raw
+batches (cloud/analytics/daily_sql.py); this module turns its rows into one row per machine
+and day, with the alert figures from the transitions and the cost from the running hours.
+Plain Python, no AWS.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 FIELDS = ("temperature", "humidity", "pressure")
 SEVERITIES = ("info", "warning", "critical")
 OPEN_STATES = ("ACTIVE", "ACKNOWLEDGED", "LATCHED")
-ENGINE = "engine"
-WARM_DELTA_C = 15.0  # an idling diesel sits 20-40 °C above the outside air within minutes
-WARM_ABSOLUTE_C = 40.0  # no ambient sensor: above this an engine bay is not just sun-warmed
-AMBIENT_MAX_AGE_MS = 5 * 60_000
-MAX_GAP_MS = 5 * 60_000  # longer than the agent's default batch age; a longer gap is silence
 DAY_MS = 86_400_000
 CURATED_PREFIX = "curated/daily/"
 
@@ -50,74 +41,6 @@ def previous_day(now_ms: int) -> str:
 def curated_key(day: str) -> str:
     """One object per day, rewritten whole by every run: re-running a day is idempotent."""
     return f"{CURATED_PREFIX}date={day}/rollups.jsonl"
-
-
-@dataclass
-class _Stats:
-    count: int = 0
-    total: float = 0.0
-    low: float = float("inf")
-    high: float = float("-inf")
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.low = min(self.low, value)
-        self.high = max(self.high, value)
-
-
-@dataclass
-class MachineDay:
-    """What is known of one machine on one day before it is rolled up."""
-
-    site: str
-    thing: str
-    equipment: str = ""
-    readings: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    batches: int = 0
-
-    def add_batch(self, batch: Mapping[str, Any], start_ms: int, end_ms: int) -> None:
-        """Keep the batch's readings of the day; a re-sent batch changes nothing."""
-        self.batches += 1
-        self.equipment = self.equipment or str(batch.get("equipment") or "")
-        for reading in batch.get("readings") or ():
-            ts, sensor = reading.get("ts"), reading.get("sensorId")
-            if isinstance(ts, int) and isinstance(sensor, str) and start_ms <= ts < end_ms:
-                self.readings[(sensor, ts)] = dict(reading)
-
-
-def running_ms(readings: Iterable[Mapping[str, Any]]) -> int:
-    """Milliseconds the engine was warm (see the module docstring for the rule)."""
-    engine, ambient = [], []
-    for r in readings:
-        if isinstance(r.get("temperature"), int | float):
-            if r.get("sensorId") == ENGINE:
-                engine.append((int(r["ts"]), float(r["temperature"])))
-            elif str(r.get("sensorId", "")).startswith("ambient"):
-                ambient.append((int(r["ts"]), float(r["temperature"])))
-    engine.sort()
-    ambient.sort()
-    ambient_ts = [ts for ts, _ in ambient]
-    total = 0
-    for index, (ts, temperature) in enumerate(engine):
-        if index + 1 >= len(engine):
-            break  # the last reading has no known duration
-        gap = min(engine[index + 1][0] - ts, MAX_GAP_MS)
-        if _warm(ts, temperature, ambient, ambient_ts):
-            total += gap
-    return total
-
-
-def _warm(
-    ts: int, temperature: float, ambient: list[tuple[int, float]], ambient_ts: list[int]
-) -> bool:
-    at = bisect.bisect_left(ambient_ts, ts)
-    near = [ambient[i] for i in (at - 1, at) if 0 <= i < len(ambient)]
-    near = [a for a in near if abs(a[0] - ts) <= AMBIENT_MAX_AGE_MS]
-    if not near:
-        return temperature >= WARM_ABSOLUTE_C
-    closest = min(near, key=lambda a: abs(a[0] - ts))[1]
-    return temperature - closest >= WARM_DELTA_C
 
 
 def alert_figures(
@@ -149,51 +72,60 @@ def alert_figures(
     }
 
 
-def rollup(
+def machine_rows(
     day: str,
-    machine: MachineDay,
-    transitions: Iterable[Mapping[str, Any]] = (),
-    hourly_cost: float | None = None,
-) -> dict[str, Any]:
-    """One row of the curated daily table for a machine."""
+    sensor_rows: Iterable[Mapping[str, Any]],
+    transitions: Mapping[str, Iterable[Mapping[str, Any]]],
+    hourly_costs: Mapping[str, float | None],
+) -> list[dict[str, Any]]:
+    """Rows of the curated daily table, one per machine, from the query's rows per sensor."""
     start, end = day_bounds(day)
-    stats: dict[tuple[str, str], _Stats] = {}
-    readings = list(machine.readings.values())
-    for reading in readings:
-        for name in FIELDS:
-            value = reading.get(name)
-            if isinstance(value, int | float):
-                stats.setdefault((str(reading["sensorId"]), name), _Stats()).add(float(value))
-    sensors = [
-        {
-            "sensorId": sensor,
-            "field": name,
-            "count": s.count,
-            "min": round(s.low, 2),
-            "avg": round(s.total / s.count, 2),
-            "max": round(s.high, 2),
-        }
-        for (sensor, name), s in sorted(stats.items())
-    ]
-    hours = round(running_ms(readings) / 3_600_000, 3)
-    temperatures = [s for (_, name), s in stats.items() if name == "temperature"]
-    counted = sum(s.count for s in temperatures)
-    return {
-        "date": day,
-        "site": machine.site,
-        "thing": machine.thing,
-        "equipment": machine.equipment,
-        "readings": len(readings),
-        "batches": machine.batches,
-        "temperatureAvg": (
-            round(sum(s.total for s in temperatures) / counted, 2) if counted else None
-        ),
-        "sensors": sensors,
-        "runningHours": hours,
-        "hourlyCost": hourly_cost,
-        "cost": round(hours * hourly_cost, 2) if hourly_cost is not None else None,
-        **alert_figures(transitions, start, end),
-    }
+    by_machine: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in sensor_rows:
+        by_machine.setdefault((str(row["site"]), str(row["thing"])), []).append(row)
+    out = []
+    for (site, thing), rows in sorted(by_machine.items()):
+        first = rows[0]
+        sensors = [
+            {
+                "sensorId": str(row["sensor"]),
+                "field": name,
+                "count": int(row[f"{name}_count"]),
+                "min": round(float(row[f"{name}_min"]), 2),
+                "avg": round(float(row[f"{name}_avg"]), 2),
+                "max": round(float(row[f"{name}_max"]), 2),
+            }
+            for row in sorted(rows, key=lambda r: str(r["sensor"]))
+            for name in FIELDS
+            if int(row[f"{name}_count"] or 0) > 0
+        ]
+        temperatures = [
+            (int(r["temperature_count"]), float(r["temperature_avg"]))
+            for r in rows
+            if int(r["temperature_count"] or 0) > 0
+        ]
+        counted = sum(count for count, _ in temperatures)
+        hours = round(int(first["running_ms"] or 0) / 3_600_000, 3)
+        cost = hourly_costs.get(thing)
+        out.append(
+            {
+                "date": day,
+                "site": site,
+                "thing": thing,
+                "equipment": str(first.get("equipment") or ""),
+                "readings": int(first["readings"]),
+                "batches": int(first["batches"]),
+                "temperatureAvg": (
+                    round(sum(c * avg for c, avg in temperatures) / counted, 2) if counted else None
+                ),
+                "sensors": sensors,
+                "runningHours": hours,
+                "hourlyCost": cost,
+                "cost": round(hours * cost, 2) if cost is not None else None,
+                **alert_figures(transitions.get(thing, ()), start, end),
+            }
+        )
+    return out
 
 
 def parse_hourly_cost(raw: str | None) -> float | None:

@@ -1,87 +1,55 @@
-"""Where the rollups read from and write to: the raw bucket, the alerts table, the registry."""
+"""What the rollups read besides the raw data: machines, alert history, costs; where they write.
+
+Every read here is a few requests for the whole fleet, never one per object or per reading:
+the machines from the last-seen index (one Query, paged), the alert history in one Scan, the
+hourly costs with the registry's thing listing (250 things a page).
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Iterator
-from datetime import date, timedelta
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
+from boto3.dynamodb.conditions import Attr, Key
 
-from cloud.analytics.rollups import MachineDay, curated_key, day_bounds, parse_hourly_cost
+from cloud.analytics.rollups import curated_key, parse_hourly_cost
 
-log = logging.getLogger(__name__)
-
-
-def _prefixes(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
-    pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, Delimiter="/"
-    )
-    for page in pages:
-        for entry in page.get("CommonPrefixes", []):
-            yield entry["Prefix"]
+HISTORY_LOOKBACK_MS = 7 * 86_400_000  # an alert acknowledged today may have opened this long ago
 
 
-def _value(prefix: str, name: str) -> str:
-    return prefix.rstrip("/").rsplit("/", 1)[-1].removeprefix(f"{name}=")
+def machines_seen(alerts_table: Any, since_ms: int) -> dict[str, list[str]]:
+    """{site: things} of the machines heard from since `since_ms` (the last-seen index)."""
+    out: dict[str, list[str]] = {}
+    for item in _paged(
+        alerts_table.query,
+        IndexName="gsi1",
+        KeyConditionExpression=Key("gsi1pk").eq("SEEN"),
+        FilterExpression=Attr("lastSeen").gte(since_ms),
+    ):
+        out.setdefault(str(item.get("site") or ""), []).append(str(item["thing"]))
+    return {site: sorted(things) for site, things in out.items() if site}
 
 
-def machine_days(s3: Any, bucket: str, day: str) -> list[MachineDay]:
-    """Every machine with raw batches in the day's partition or the next one.
-
-    A batch lands under the date of its `sentAt`; readings taken just before midnight, or
-    queued through a network cut, arrive in a later partition. The next day's partition is
-    read too and only readings timed within the day are kept.
-    """
-    start, end = day_bounds(day)
-    following = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    machines: list[MachineDay] = []
-    for site_prefix in _prefixes(s3, bucket, "raw/"):
-        for thing_prefix in _prefixes(s3, bucket, site_prefix):
-            machine = MachineDay(_value(site_prefix, "site"), _value(thing_prefix, "thing"))
-            for partition in (day, following):
-                pages = s3.get_paginator("list_objects_v2").paginate(
-                    Bucket=bucket, Prefix=f"{thing_prefix}date={partition}/"
-                )
-                for page in pages:
-                    for entry in page.get("Contents", []):
-                        body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
-                        try:
-                            machine.add_batch(json.loads(body), start, end)
-                        except (ValueError, AttributeError):
-                            log.warning("unreadable raw object %s skipped", entry["Key"])
-            if machine.readings:
-                machines.append(machine)
-    return machines
-
-
-def transitions(alerts_table: Any, thing: str) -> list[dict[str, Any]]:
-    """Every recorded transition of the machine's alerts (history items)."""
-    states = _query(
-        alerts_table,
-        KeyConditionExpression=Key("pk").eq(f"THING#{thing}") & Key("sk").begins_with("STATE#"),
-        ProjectionExpression="sensorId, #r",
-        ExpressionAttributeNames={"#r": "rule"},
-    )
-    out: list[dict[str, Any]] = []
-    for state in states:
-        pk = f"HIST#{thing}#{state['sensorId']}#{state['rule']}"
-        out += _query(alerts_table, KeyConditionExpression=Key("pk").eq(pk))
+def transitions_since(alerts_table: Any, since_ms: int) -> dict[str, list[dict[str, Any]]]:
+    """Alert transitions recorded since `since_ms - HISTORY_LOOKBACK_MS`, by thing."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in _paged(
+        alerts_table.scan,
+        FilterExpression=Attr("pk").begins_with("HIST#")
+        & Attr("at").gte(since_ms - HISTORY_LOOKBACK_MS),
+    ):
+        out.setdefault(str(item["thing"]), []).append(item)
     return out
 
 
-def hourly_cost(iot: Any, thing: str) -> float | None:
-    """The thing's `hourlyCost` attribute; None when the thing or attribute is missing."""
-    try:
-        attributes = iot.describe_thing(thingName=thing).get("attributes") or {}
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
-        return None
-    return parse_hourly_cost(attributes.get("hourlyCost"))
+def hourly_costs(iot: Any) -> dict[str, float | None]:
+    """Each registered thing's `hourlyCost` attribute (None when unset or not a number)."""
+    out: dict[str, float | None] = {}
+    for page in iot.get_paginator("list_things").paginate(PaginationConfig={"PageSize": 250}):
+        for thing in page.get("things", []):
+            attributes = thing.get("attributes") or {}
+            out[thing["thingName"]] = parse_hourly_cost(attributes.get("hourlyCost"))
+    return out
 
 
 def write_day(s3: Any, bucket: str, day: str, body: bytes) -> str:
@@ -90,11 +58,10 @@ def write_day(s3: Any, bucket: str, day: str, body: bytes) -> str:
     return key
 
 
-def _query(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+def _paged(call: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     while True:
-        response = table.query(**kwargs)
-        items += response.get("Items", [])
+        response = call(**kwargs)
+        yield from response.get("Items", [])
         if "LastEvaluatedKey" not in response:
-            return items
+            return
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

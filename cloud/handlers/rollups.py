@@ -1,8 +1,10 @@
 """Rollups Lambda: daily figures per machine as JSON lines under curated/daily/ for Athena.
 
-Scheduled (see RollupsFunction in the template); each run rewrites yesterday and today so far.
-An event `{"dates": ["YYYY-MM-DD", ...]}` recomputes chosen days (backfill). Writes are whole
-objects per day, so any run can be repeated.
+Scheduled once a day (RollupsFunction in the template), it rolls up yesterday; an event
+`{"dates": ["YYYY-MM-DD", ...]}` recomputes chosen days (backfill, late batches). Per day: one
+query over the raw batches of the machines heard from since that day began (Athena in AWS, an
+embedded engine on the local stack), one Scan of the alert history, the registry's thing
+listing for hourly costs, and one object written whole, so any run can be repeated.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from cloud.analytics.daily_sql import daily_query
 from cloud.analytics.rollups import (
     RollupInputError,
     day_bounds,
+    machine_rows,
     previous_day,
-    rollup,
     to_json_lines,
 )
-from cloud.analytics.sources import hourly_cost, machine_days, transitions, write_day
-from cloud.bootstrap import CloudParts, Handler, LazyHandler
+from cloud.analytics.sources import hourly_costs, machines_seen, transitions_since, write_day
+from cloud.bootstrap import CloudParts, Handler, LazyHandler, QueryEngine
 
 MAX_DATES = 31
 
@@ -35,8 +38,7 @@ def _dates(event: Any, now_ms: int) -> list[str]:
         for day in dates:
             day_bounds(str(day))  # refuses anything but YYYY-MM-DD
         return [str(d) for d in dates]
-    today = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000))
-    return [previous_day(now_ms), today]
+    return [previous_day(now_ms)]
 
 
 def build(
@@ -44,10 +46,13 @@ def build(
     boto3_kwargs: Mapping[str, str] | None = None,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
+    engine: QueryEngine | None = None,
 ) -> Handler:
-    """Wire the rollups from environment variables; `boto3_kwargs` points clients elsewhere."""
+    """Wire the rollups from environment variables; `boto3_kwargs` points clients elsewhere,
+    `engine` replaces Athena (the local stack's embedded engine)."""
     parts = CloudParts(env, boto3_kwargs, logger, metrics)
     s3, iot, alerts = parts.client("s3"), parts.client("iot"), parts.table("ALERTS_TABLE")
+    engine = engine or parts.athena
     raw_bucket = parts.setting("RAW_BUCKET")
     curated_bucket = env.get("CURATED_BUCKET") or raw_bucket
     logger, metrics = parts.logger, parts.metrics
@@ -56,10 +61,14 @@ def build(
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         written = {}
         for day in _dates(event, time.time_ns() // 1_000_000):
-            rows = [
-                rollup(day, m, transitions(alerts, m.thing), hourly_cost(iot, m.thing))
-                for m in machine_days(s3, raw_bucket, day)
-            ]
+            start, end = day_bounds(day)
+            machines = machines_seen(alerts, start)
+            rows = []
+            if machines:
+                sensor_rows = engine.rows(daily_query(day, start, end, machines))
+                rows = machine_rows(
+                    day, sensor_rows, transitions_since(alerts, start), hourly_costs(iot)
+                )
             key = write_day(s3, curated_bucket, day, to_json_lines(rows))
             written[day] = {"key": key, "machines": len(rows)}
             metrics.add_metric(name="rollup_rows_written", unit=MetricUnit.Count, value=len(rows))

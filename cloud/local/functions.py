@@ -35,9 +35,16 @@ class LocalFunctions:
     """Builds each handler once (like a warm Lambda container) and invokes it synchronously."""
 
     def __init__(
-        self, specs: Mapping[str, FunctionSpec], boto3_kwargs: Mapping[str, str], log_path: Path
+        self,
+        specs: Mapping[str, FunctionSpec],
+        boto3_kwargs: Mapping[str, str],
+        log_path: Path,
+        local_parts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """`local_parts`: keyword arguments for some handler modules' `build`, by module name:
+        the local stand-ins of AWS services boto3 cannot reach on moto (Athena)."""
         self._specs = dict(specs)
+        self._local_parts = {name: dict(parts) for name, parts in (local_parts or {}).items()}
         self._boto3_kwargs = dict(boto3_kwargs)
         self._log_path = log_path
         self._handlers: dict[str, Any] = {}
@@ -59,7 +66,13 @@ class LocalFunctions:
             spec.environment.get("POWERTOOLS_SERVICE_NAME", spec.name), self._log_path
         )
         metrics = local_metrics(spec.environment.get("POWERTOOLS_METRICS_NAMESPACE"))
-        return module.build(spec.environment, self._boto3_kwargs, logger=logger, metrics=metrics)
+        return module.build(
+            spec.environment,
+            self._boto3_kwargs,
+            logger=logger,
+            metrics=metrics,
+            **self._local_parts.get(module_name, {}),
+        )
 
     def warm(self) -> None:
         """Build every handler now, as provisioned concurrency would, instead of on first use."""

@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from chantier.signals import stop_on_signals
@@ -73,6 +74,58 @@ def partition_queries() -> Iterator[bool]:
     finally:
         Table.query = original_query  # type: ignore[method-assign]
         Table.all_items = original_all_items  # type: ignore[method-assign]
+
+
+MIRRORED_PREFIX = "raw/"
+
+
+@contextlib.contextmanager
+def mirror_raw_objects(root: Path) -> Iterator[None]:
+    """While active, the current version of every object under `raw/` of any bucket is also a
+    file `<root>/<bucket>/<key>` (written on put, removed on delete): the local query engine
+    reads those files (cloud/local/lake.py) as Athena reads the bucket."""
+    from moto.s3.models import FakeKey, S3Backend
+
+    original_put = S3Backend.put_object
+    original_delete = S3Backend.delete_object
+    base = root.resolve()
+
+    def sync(backend: Any, bucket_name: str, key_name: str) -> None:
+        if not key_name.startswith(MIRRORED_PREFIX):
+            return
+        target = (base / bucket_name / key_name).resolve()
+        if not target.is_relative_to(base / bucket_name):
+            return  # a key with `..` in it: nothing the rules or the API ever write
+        current = backend.get_bucket(bucket_name).keys.get(key_name)
+        try:
+            if isinstance(current, FakeKey):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.{threading.get_ident()}")
+                partial.write_bytes(current.value)
+                os.replace(partial, target)
+            else:
+                target.unlink(missing_ok=True)
+        except OSError as exc:
+            # The mirror feeds analytics only: a full disk must not fail the S3 request.
+            print(f"raw mirror: {target} not updated: {exc}", file=sys.stderr)
+
+    def put_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        stored = original_put(self, bucket_name, key_name, *args, **kwargs)
+        sync(self, bucket_name, key_name)
+        return stored
+
+    def delete_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        outcome = original_delete(self, bucket_name, key_name, *args, **kwargs)
+        sync(self, bucket_name, key_name)
+        return outcome
+
+    S3Backend.put_object = put_object  # type: ignore[method-assign]
+    S3Backend.delete_object = delete_object  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        S3Backend.put_object = original_put  # type: ignore[method-assign]
+        S3Backend.delete_object = original_delete  # type: ignore[method-assign]
 
 
 FREEZE_EVERY_S = 10.0
@@ -139,13 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("-p", "--port", type=int, required=True, help="TCP port")
+    parser.add_argument(
+        "--mirror", type=Path, help="folder where objects under raw/ are mirrored as files"
+    )
     args = parser.parse_args(argv)
     # moto builds some URLs (SQS queues, presigned S3) from this, as its own server does.
     os.environ.setdefault("MOTO_PORT", str(args.port))
 
     stop = stop_on_signals(on_signal=_leave_server_loop)
     freeze_heap_every(FREEZE_EVERY_S, stop)
-    with partition_queries() as active:
+    with contextlib.ExitStack() as patches:
+        if args.mirror is not None:
+            patches.enter_context(mirror_raw_objects(args.mirror))
+        active = patches.enter_context(partition_queries())
         if not active:
             print(
                 "moto's DynamoDB table has changed shape: Queries scan whole tables",

@@ -152,6 +152,8 @@ def find_mosquitto() -> str:
     )
 
 
-def moto_argv(port: int) -> list[str]:
-    """moto's server through our launcher, which removes its costs that grow with load."""
-    return [sys.executable, "-m", "cloud.local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
+def moto_argv(port: int, mirror: Path | None = None) -> list[str]:
+    """moto's server through our launcher, which removes its costs that grow with load;
+    `mirror`: the folder where it mirrors raw objects as files (cloud/local/lake.py)."""
+    argv = [sys.executable, "-m", "cloud.local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
+    return argv + (["--mirror", str(mirror)] if mirror is not None else [])

@@ -26,6 +26,7 @@ from cloud.local.broker import (
     write_acl,
 )
 from cloud.local.functions import LocalFunctions
+from cloud.local.lake import DuckDbLake, lake_dir
 from cloud.local.landings import LandingJournal, journal_path
 from cloud.local.processes import ChildProcess, free_port, http_ready, moto_argv
 from cloud.local.resources import create_from_template
@@ -98,7 +99,9 @@ class LocalStack:
 
             aws_port = free_port()
             self.moto = ChildProcess(
-                "moto server", moto_argv(aws_port), self.state_dir / "logs" / "moto.log"
+                "moto server",
+                moto_argv(aws_port, lake_dir(self.state_dir)),
+                self.state_dir / "logs" / "moto.log",
             )
             endpoint = f"http://127.0.0.1:{aws_port}"
             self.moto.start(lambda: http_ready(endpoint + "/moto-api/"))
@@ -138,8 +141,12 @@ class LocalStack:
                 arn: replace(spec, environment={**spec.environment, **self.function_env})
                 for arn, spec in self.template.functions().items()
             }
+            lake = DuckDbLake(lake_dir(self.state_dir), info.raw_bucket)
             functions = self.functions = LocalFunctions(
-                specs, kwargs, self.state_dir / "logs" / "functions.log"
+                specs,
+                kwargs,
+                self.state_dir / "logs" / "functions.log",
+                local_parts={"cloud.handlers.rollups": {"engine": lake}},
             )
             self.landings = LandingJournal(journal_path(self.state_dir))
             self.engine = RulesEngine(

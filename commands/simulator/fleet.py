@@ -85,12 +85,18 @@ def agent_config(
     stack: LocalStack,
     *,
     seed: int,
-    batch_age_s: float,
+    batch_age_s: float | None,
     faults: tuple[Any, ...] = (),
     run_id: str | None = None,
+    reporting: str = "default",
 ) -> Any:
-    """Agent settings for a simulated machine publishing through Basic Ingest, as in AWS."""
-    from device.config import AgentConfig, SensorConfig
+    """Agent settings for a simulated machine publishing through Basic Ingest, as in AWS.
+
+    `batch_age_s` None: the agent's own cadence for its `reporting` profile (batch age and
+    health interval, deadbands and budget as shipped); a number: batches at most that old and
+    health every three of them (at least 5 s), the simulator's short-run cadence.
+    """
+    from device.config import REPORTING_PROFILES, AgentConfig, SensorConfig
 
     info = stack.info
     assert info is not None, "stack not started"
@@ -108,8 +114,11 @@ def agent_config(
         ca=machine.ca,
         topic_prefix=BASIC_INGEST_PREFIX,
         state_dir=Path(info.state_dir) / "devices" / machine.thing / "agent",
-        batch_max_age_s=batch_age_s,
-        health_interval_s=max(5.0, batch_age_s * 3),
+        profile=reporting,
+        batch_max_age_s=REPORTING_PROFILES[reporting][0] if batch_age_s is None else batch_age_s,
+        health_interval_s=(
+            REPORTING_PROFILES[reporting][1] if batch_age_s is None else max(5.0, batch_age_s * 3)
+        ),
         clock_sync="assume-synced",
         run_id=run_id,
         sensors=tuple(sensors),

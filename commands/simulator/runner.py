@@ -61,7 +61,10 @@ class SimulateOptions:
     faults: tuple[str, ...] = ()
     fleet: str = "sim"
     site: str = "simulation"
-    batch_age_s: float = 5.0
+    # None: the agent's own cadence for `reporting` ("default": by exception, 15 min at most;
+    # "live": a minute), as a fleet runs it; a number: batches at most that old.
+    batch_age_s: float | None = 5.0
+    reporting: str = "default"
     seed: int = 11
     # Machines start one after the other, evenly over this many seconds (0: all at once), so
     # a fleet's batches do not all fall due in the same second.
@@ -160,6 +163,7 @@ class Simulation:
                 "profile": o.profile,
                 "faults": list(o.faults),
                 "batchAge": o.batch_age_s,
+                "reporting": o.reporting,
                 "source": "chantier simulate",
             },
         }
@@ -200,6 +204,7 @@ class Simulation:
                 batch_age_s=o.batch_age_s,
                 faults=faults,
                 run_id=run_id,
+                reporting=o.reporting,
             )
             if o.health_interval_s is not None:
                 config = dataclasses.replace(config, health_interval_s=o.health_interval_s)

@@ -85,15 +85,31 @@ DEVICES_PER_PROCESS = 250
 class Scenario:
     devices: int
     duration_s: float
-    batch_age_s: float
     p99_target_ms: int
-    health_s: float = 60.0  # the agent's default
+    # None: the agent's own cadence for `reporting` (device/config.py REPORTING_PROFILES).
+    batch_age_s: float | None = None
+    reporting: str = "default"
+    health_s: float | None = None
+    ramp_s: float = 60.0
+
+    def cadence(self) -> str:
+        from device.config import REPORTING_PROFILES, AgentConfig
+
+        age, health = REPORTING_PROFILES[self.reporting]
+        age = age if self.batch_age_s is None else self.batch_age_s
+        health = health if self.health_s is None else self.health_s
+        budget = AgentConfig.__dataclass_fields__["batch_max_bytes"].default
+        profile = f"`{self.reporting}` profile, " if self.batch_age_s is None else ""
+        return f"{profile}batches <= {age:g} s / {budget:,} B, health every {health:g} s"
 
 
 SCENARIOS = {
-    "quick": Scenario(devices=100, duration_s=60, batch_age_s=5, p99_target_ms=1000),
-    "100": Scenario(devices=100, duration_s=300, batch_age_s=5, p99_target_ms=1000),
-    "1000": Scenario(devices=1000, duration_s=600, batch_age_s=60, p99_target_ms=2000),
+    # The old design's interval: a batch every 5 s, health every minute.
+    "quick": Scenario(100, 60, 1000, batch_age_s=5, health_s=60, ramp_s=5),
+    "100": Scenario(100, 300, 1000, batch_age_s=5, health_s=60, ramp_s=5),
+    # The agent as shipped (report by exception), and its `live` profile.
+    "1000": Scenario(1000, 600, 2000),
+    "1000-live": Scenario(1000, 600, 2000, reporting="live"),
 }
 
 
@@ -278,6 +294,7 @@ def run(scenario: Scenario, ramp_s: float, processes: int, progress: bool, keep:
             fleet="fleet",
             site="fleet-bench",
             batch_age_s=scenario.batch_age_s,
+            reporting=scenario.reporting,
             ramp_s=ramp_s,
             health_interval_s=scenario.health_s,
             count_api_readings=False,
@@ -318,9 +335,8 @@ def report(
     met = lost == 0 and s.lost_batches == 0 and (running["p99"] or 0) <= scenario.p99_target_ms
     print(
         f"fleet on the local stack: {scenario.devices} machines, {scenario.duration_s:.0f} s "
-        f"after a {ramp_s:.0f} s ramp, batches <= {scenario.batch_age_s:g} s / 4,800 B, "
-        f"1 reading/s per sensor, health every {scenario.health_s:g} s; agents in "
-        f"{simulation.opts.processes} process(es)"
+        f"after a {ramp_s:.0f} s ramp, {scenario.cadence()}, 1 reading/s per sensor; agents "
+        f"in {simulation.opts.processes} process(es)"
     )
     print(
         f"  readings taken {s.readings}; acknowledged {s.acknowledged_readings} in "
@@ -391,9 +407,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, help="machines (default: the scenario's)")
     parser.add_argument("--duration", type=float, help="seconds after the ramp")
     parser.add_argument("--batch-age", type=float, help="seconds a batch may wait")
-    parser.add_argument("--health", type=float, help="seconds between health messages (60)")
+    parser.add_argument("--health", type=float, help="seconds between health messages")
     parser.add_argument(
-        "--ramp", type=float, help="seconds over which machines start (default: one batch age)"
+        "--ramp", type=float, help="seconds over which machines start (default: the scenario's)"
     )
     parser.add_argument(
         "--processes",
@@ -407,14 +423,16 @@ def main() -> None:
     scenario = Scenario(
         devices=args.devices or base.devices,
         duration_s=args.duration or base.duration_s,
-        batch_age_s=args.batch_age or base.batch_age_s,
         p99_target_ms=base.p99_target_ms,
+        batch_age_s=args.batch_age or base.batch_age_s,
+        reporting=base.reporting,
         health_s=args.health or base.health_s,
+        ramp_s=base.ramp_s if args.ramp is None else args.ramp,
     )
     for name, value in (("--devices", scenario.devices), ("--duration", scenario.duration_s)):
         if value <= 0:
             parser.error(f"{name}: expected a number above 0")
-    ramp_s = scenario.batch_age_s if args.ramp is None else args.ramp
+    ramp_s = scenario.ramp_s
     processes = args.processes or math.ceil(scenario.devices / DEVICES_PER_PROCESS)
     # The agents' own warnings (disconnected at stop, a thousand times) are not figures.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
