@@ -132,7 +132,7 @@ INSTALLS = {
     "device": AGENT_LIBRARIES,
     "cloud": CLOUD_LIBRARIES,
     "provisioning": {"boto3", "botocore", "cryptography", "certifi"},
-    "cloud.local": AGENT_LIBRARIES | CLOUD_LIBRARIES | {"moto", "werkzeug", "yaml"},
+    "cloud.local": AGENT_LIBRARIES | CLOUD_LIBRARIES | {"moto", "werkzeug", "yaml", "duckdb"},
     "commands": AGENT_LIBRARIES | CLOUD_LIBRARIES,
 }
 OURS = {"chantier", "device", "provisioning", "cloud", "commands"}
