@@ -97,6 +97,10 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
             return response
         return _error(404, f"no route {event.http_method} {event.path}: see /api/openapi.json")
 
+    @app.exception_handler(RecursionError)
+    def on_too_deep(_exc: RecursionError) -> Response:
+        return _error(400, "body is not valid JSON: nested too deeply")
+
     @app.exception_handler(Exception)
     def on_unexpected(exc: Exception) -> Response:
         logger.exception("unexpected error")

@@ -25,7 +25,9 @@ def _telemetry_schema() -> dict[str, Any]:
     # Keep the contract's content but drop keywords that belong to a standalone schema file.
     for key in ("$schema", "$id"):
         schema.pop(key, None)
-    return schema
+    # Inside the API document its definitions live under the component, not at the root.
+    text = json.dumps(schema).replace('"#/$defs/', '"#/components/schemas/TelemetryBatch/$defs/')
+    return dict(json.loads(text))
 
 
 def finish_document(doc: dict[str, Any]) -> dict[str, Any]:
@@ -38,8 +40,9 @@ def finish_document(doc: dict[str, Any]) -> dict[str, Any]:
         "properties": {"message": {"type": "string"}},
     }
     schemas["TelemetryBatch"] = _telemetry_schema()
-    schemas.pop("HTTPValidationError", None)
-    schemas.pop("ValidationError", None)
+    # Powertools' own validation shapes: our handlers answer every error with Error instead.
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
     components["securitySchemes"] = {
         "bearer": {
             "type": "http",

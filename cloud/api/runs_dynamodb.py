@@ -12,6 +12,7 @@ closing updates the run under `status = RUNNING` and decrements the counter in o
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from decimal import Decimal
 from typing import Any
@@ -67,6 +68,8 @@ def _dynamo(value: Any) -> Any:
 
 def run_from_item(item: dict[str, Any]) -> Run:
     data = _plain({k: item[k] for k in _RUN_FIELDS if k in item})
+    if "paramsJson" in item:
+        data["params"] = json.loads(item["paramsJson"])
     data["interval"] = float(data["interval"])
     return Run(**data)
 
@@ -87,8 +90,13 @@ class DynamoRunRepository:
         return {k: self._ser.serialize(_dynamo(v)) for k, v in value.items()}
 
     def create(self, run: Run, limit: int) -> None:
+        fields = {k: v for k, v in run.to_dict().items() if v is not None}
+        # Free-form params are kept as their JSON text: as a DynamoDB map, an empty key or a
+        # number like 1e-200 (below DynamoDB's exponent range) would fail every later read.
+        params = fields.pop("params", {})
         item = {
-            **{k: v for k, v in run.to_dict().items() if v is not None},
+            **fields,
+            "paramsJson": json.dumps(params, separators=(",", ":"), allow_nan=False),
             "pk": f"RUN#{run.id}",
             "sk": "RUN",
             "listPk": "RUNS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from chantier.names import NAME_PATTERN
 from chantier.telemetry import EQUIPMENT, MAX_READINGS_PER_BATCH, MIN_EPOCH_MS, RANGES
@@ -14,6 +14,7 @@ EpochMs = Annotated[int, Field(ge=MIN_EPOCH_MS, le=4_102_444_800_000)]
 Equipment = Literal["excavator", "crane", "generator", "compressor", "concrete-mixer", "site-cabin"]
 assert set(Equipment.__args__) == set(EQUIPMENT)  # type: ignore[attr-defined]
 
+DECIMALS = 6  # what the cloud keeps of a reading's value
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 
 
@@ -31,6 +32,21 @@ class Reading(BaseModel):
     pressure: Annotated[float, Field(ge=RANGES["pressure"][0], le=RANGES["pressure"][1])] | None = (
         None
     )
+
+    @field_validator("humidity", "pressure", mode="before")
+    @classmethod
+    def _absent_not_null(cls, value: object) -> object:
+        # The schema has no null for these: a missing value is a missing field.
+        if value is None:
+            raise ValueError("null is not a number: leave the field out when there is no value")
+        return value
+
+    @field_validator("temperature", "humidity", "pressure")
+    @classmethod
+    def _sensor_resolution(cls, value: float | None) -> float | None:
+        # Far finer than any BME280 resolves; a value like 1e-200 (inside the range) becomes 0
+        # instead of a number DynamoDB cannot hold (its exponent stops at -130).
+        return None if value is None else round(value, DECIMALS) + 0.0
 
 
 class BatchEnvelope(BaseModel):

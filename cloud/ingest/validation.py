@@ -37,7 +37,10 @@ def _reject_constant(name: str) -> Any:
 
 def decode(raw: bytes) -> Any:
     """Parse JSON strictly: NaN and Infinity, which Python would accept, are refused."""
-    return json.loads(raw, parse_constant=_reject_constant)
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply: expected a flat message") from None
 
 
 def _summary(exc: ValidationError) -> tuple[str, str]:
@@ -55,12 +58,13 @@ def validate_document(document: Any) -> ValidationOutcome:
         return ValidationOutcome(
             rejections=[Rejection("invalid-envelope", "message is not a JSON object")]
         )
-    if document.get("schema") != 1:
+    schema = document.get("schema")
+    if type(schema) is not int or schema != 1:  # True and 1.0 equal 1 in Python, not in JSON
         return ValidationOutcome(
             rejections=[
                 Rejection(
                     "unknown-schema",
-                    f"schema {document.get('schema')!r} is not supported: expected 1",
+                    f"schema {schema!r:.40} is not supported: expected 1 (an integer)",
                 )
             ]
         )
@@ -98,4 +102,5 @@ def validate_bytes(raw: bytes) -> ValidationOutcome:
         document = decode(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return ValidationOutcome(rejections=[Rejection("malformed-json", str(exc))])
+
     return validate_document(document)

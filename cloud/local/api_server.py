@@ -8,6 +8,7 @@ claims (user from $USER, member of admins) exactly where the authorizer would pu
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import logging
@@ -158,7 +159,31 @@ class _RequestHandler(BaseHTTPRequestHandler):
         headers.setdefault("Content-Type", "application/json")
         self._reply(int(result.get("statusCode", 200)), raw, headers)
 
+    def _not_allowed(self) -> None:
+        # The stdlib would answer an HTML 501 page; the API answers JSON, always. A HEAD reply
+        # carries no body, whatever its length header says.
+        body = json.dumps(
+            {"message": f"method {self.command} is not allowed: the API uses GET and POST"}
+        ).encode()
+        self.send_response(405)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Allow", "GET, POST")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors the stdlib raises itself (bad request line, unsupported method) as JSON."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            if code == 501:  # a method the stdlib has no handler for
+                self._not_allowed()
+            else:
+                self._error(code, message or "the request could not be read")
+
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 - stdlib naming
+    do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed  # noqa: N815
 
 
 def _not_ready(event: Any, context: Any) -> dict[str, Any]:

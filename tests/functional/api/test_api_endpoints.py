@@ -268,3 +268,31 @@ def test_openapi_document_is_served(info: StackInfo) -> None:
     }
     assert operations == expected
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+@pytest.mark.parametrize("params", [{"": 245}, {"tiny": 1e-200}, {"deep": [[[[1e-200]]]]}])
+def test_odd_params_are_kept_and_every_run_endpoint_stays_up(
+    info: StackInfo, params: dict[str, Any]
+) -> None:
+    run = _start(info, params=params)
+    assert run["params"] == params
+    for path in (f"/api/runs/{run['id']}", "/api/runs", "/api/runs/all", "/api/runs/running"):
+        status, answer = call(info, "GET", path)
+        assert status == 200, (path, answer)
+    status, shown = call(info, "GET", f"/api/runs/{run['id']}")
+    assert shown["params"] == params
+
+
+@pytest.mark.parametrize("method", ["TRACE", "HEAD", "OPTIONS", "CONNECT", "BREW"])
+def test_other_methods_get_a_json_405(info: StackInfo, method: str) -> None:
+    status, answer = call(info, method, "/api/runs")
+    assert status == 405
+    if method != "HEAD":
+        assert isinstance(answer, dict) and "not allowed" in answer["message"], answer
+
+
+def test_json_nested_ten_thousand_deep_is_a_400(info: StackInfo) -> None:
+    status, answer = call(info, "POST", "/api/sensors/data", raw=b"[" * 10_000 + b"]" * 10_000)
+    assert status == 400 and "nested too deeply" in answer["message"], answer
+    status, answer = call(info, "POST", "/api/runs/start", raw=b"[" * 10_000 + b"]" * 10_000)
+    assert 400 <= status < 500 and isinstance(answer, dict), answer

@@ -19,3 +19,9 @@ def test_every_operation_documents_errors_and_security() -> None:
     for operations in doc["paths"].values():
         for operation in operations.values():
             assert {"400", "401", "404", "422"} <= set(operation["responses"])
+
+
+def test_docs_openapi_is_a_valid_openapi_document() -> None:
+    from openapi_spec_validator import validate
+
+    validate(json.loads(DEFAULT_PATH.read_text()))  # raises on a dangling $ref, among others
