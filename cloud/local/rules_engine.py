@@ -11,7 +11,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +130,7 @@ class RulesEngine:
                 done += 1
                 with self._lock:
                     self.stats.actions[kind] += 1
-            except (ActionError, EvaluationError, FutureTimeoutError) as exc:
+            except Exception as exc:  # any failure of an action is the error action's, as in AWS
                 failures.append((f"{kind}Action", _resource(kind, params), str(exc) or "timed out"))
                 with self._lock:
                     self.stats.failures[kind] += 1
@@ -169,8 +168,8 @@ class RulesEngine:
         if kind == "Lambda":
             try:
                 event = json.loads(body)
-            except ValueError as exc:
-                raise ActionError(f"Lambda action needs a JSON payload: {exc}") from None
+            except (ValueError, RecursionError) as exc:
+                raise ActionError(f"Lambda action needs a JSON payload: {exc!r:.200}") from None
             self._invoke_with_retries(params["FunctionArn"], event)
             return
         raise ActionError(f"action {kind} is not supported by the local rules engine")

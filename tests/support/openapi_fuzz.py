@@ -41,9 +41,11 @@ def operations(doc: dict[str, Any]) -> list[Operation]:
 
 def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-        resolved: dict[str, Any] = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
-        return resolved
+    if isinstance(ref, str) and ref.startswith("#/"):
+        resolved: Any = doc
+        for part in ref[2:].split("/"):  # a JSON pointer into the document
+            resolved = resolved[part.replace("~1", "/").replace("~0", "~")]
+        return dict(resolved)
     return schema
 
 
