@@ -46,13 +46,23 @@ def _up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    with LocalStack(directory) as stack:
+    from cloud.local.statelock import StateFolderInUseError
+
+    stack = LocalStack(directory)
+    try:
+        stack.start()
+    except StateFolderInUseError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    try:
         assert stack.info is not None
         stack.warm()
         print("local stack running (Ctrl-C stops it)\n" + _describe(stack.info), flush=True)
         while not stop.wait(1.0):
             pass
         print("stopping…", file=sys.stderr)
+    finally:
+        stack.stop()
     return 0
 
 

@@ -56,7 +56,7 @@ OVERSAMPLING = (0, 1, 2, 4, 8, 16)
 IIR_FILTER = (0, 2, 4, 8, 16)
 MODES = ("forced", "normal")
 PLACEMENTS = ("engine", "cabin", "ambient")
-FAULT_KINDS = ("overheat", "freeze", "stuck", "dropout", "spikes", "storm")
+FAULT_KINDS = ("overheat", "freeze", "condensation", "stuck", "dropout", "spikes", "storm")
 
 
 class ConfigError(ValueError):

@@ -33,6 +33,7 @@ from cloud.local.resources import create_from_template
 from cloud.local.rules_engine import RulesEngine
 from cloud.local.scheduler import LocalScheduler, scale_from_env
 from cloud.local.stackinfo import StackInfo
+from cloud.local.statelock import StateLock
 from cloud.local.supervisor import Supervisor
 from cloud.local.template import LocalTemplate
 
@@ -76,6 +77,7 @@ class LocalStack:
         self.ca: Any = None
         self.landings: LandingJournal | None = None
         self.supervisor: Supervisor | None = None
+        self.lock = StateLock(self.state_dir)
 
     # ---------- lifecycle ----------
     def start(self) -> StackInfo:
@@ -83,6 +85,7 @@ class LocalStack:
 
         # Metrics go to CloudWatch through EMF lines in AWS; locally they would only flood stdout.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        self.lock.acquire()  # before anything: a refused stack must not touch the other's files
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self.ca = CertificateAuthority.create_or_load(self.state_dir / "ca")
@@ -236,6 +239,7 @@ class LocalStack:
         if self.info is not None:
             self.info.path.unlink(missing_ok=True)
             self.info = None
+        self.lock.release()
 
     def _close_the_door(self) -> None:
         # Devices now get "not authorized" and keep their batches for the next stack.

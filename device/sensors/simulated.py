@@ -186,6 +186,11 @@ class SimulatedSensor:
             elif fault.kind == "freeze":
                 floor = -8.0 if fault.value is None else fault.value
                 temperature = temperature + (floor - temperature) * ramp
+            elif fault.kind == "condensation" and humidity is not None:
+                # Moist air meets a cold surface: the dew point closes in on the temperature.
+                margin = 0.5 if fault.value is None else fault.value
+                target = dew_point_rh(temperature, temperature - margin)
+                humidity = humidity + (target - humidity) * ramp
             elif fault.kind == "spikes":
                 if self._noise.random() < fault.probability:
                     amplitude = 30.0 if fault.value is None else fault.value

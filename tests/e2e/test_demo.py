@@ -28,20 +28,33 @@ def _run(args: list[str], tmp_path: Path, timeout_s: float) -> subprocess.Comple
     )
 
 
-def test_demo_shows_batches_landing_an_alert_and_a_summary(tmp_path: Path) -> None:
-    result = _run(["demo", "--devices", "3", "--duration", "40", "--seed", "11"], tmp_path, 150)
+FAULT_ALERTS = {
+    "overheat": "exc-01/engine/engine-overheat",
+    "freeze": "mixer-01/ambient/freeze-risk",
+    "condensation": "cabin-01/ambient/condensation",
+    "sensor failure": "gen-01/ambient/sensor-fault-reported",
+    "network cut": "crane-01/*/offline",
+}
+
+
+def test_demo_shows_every_fault_explained_and_a_summary(tmp_path: Path) -> None:
+    result = _run(["demo", "--seed", "11"], tmp_path, 400)
     out = result.stdout
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert re.search(r"provisioned exc-01 \(excavator\)", out)
     assert re.search(r"-> crane-01 published batch \d+", out)
     assert re.search(r"<- landed s3://…/raw/site=demo-lyon/thing=gen-01/date=\d{4}-\d\d-\d\d/", out)
-    assert "alert exc-01/engine/engine-overheat: NORMAL -> ACTIVE" in out
-    assert re.search(r"alerts opened during the run: \d+ \(.*exc-01/engine/engine-overheat", out)
+    for name, alert in FAULT_ALERTS.items():
+        # explained as it starts, its alert opens and clears, the summary says so
+        assert re.search(rf"\*\* {name} on {alert.split('/')[0]}", out), name
+        assert f"alert {alert}: NORMAL -> ACTIVE" in out, name
+        assert re.search(rf"{re.escape(alert)}: opened at \d+ s, cleared at \d+ s", out), name
+    assert "crane-01 disconnected" in out and "network cut on crane-01 is over" in out
     summary = out[out.index("summary") :]
     published = int(re.search(r"batches published (\d+)", summary).group(1))  # type: ignore[union-attr]
     acked = int(re.search(r"acknowledged (\d+)", summary).group(1))  # type: ignore[union-attr]
     landed = int(re.search(r"raw objects in S3 (\d+)", summary).group(1))  # type: ignore[union-attr]
-    assert published > 10 and acked == published and landed == acked
+    assert published > 30 and acked == published and landed == acked
     # The stack left nothing running and removed its description file.
     assert not (tmp_path / "state" / "stack.json").exists()
     # Private keys are 0600 (the CA's, the broker's and each device's).
