@@ -15,9 +15,11 @@ from chantier.names import NAME_PATTERN
 from cloud.alerts.engine import UnknownRuleError
 from cloud.alerts.records import AlertKey, InvalidTransitionError
 from cloud.api.errors import ApiError, UnprocessableError
+from cloud.api.models import RUN_ID_PATTERN
 from cloud.dashboard.service import SEVERITIES, DashboardService, UnknownMachineError
 
 _NAME = re.compile(NAME_PATTERN)
+_RUN_ID = re.compile(RUN_ID_PATTERN)
 # Machine-wide alerts (offline, data loss) use the sensor id `*`.
 _SENSOR = re.compile(rf"^\*$|{NAME_PATTERN}")
 MAX_SNOOZE_MIN = 7 * 24 * 60
@@ -136,6 +138,22 @@ def register(
         if start_ms is not None and end_ms is not None and start_ms > end_ms:
             raise UnprocessableError(f"from {start_ms} is after to {end_ms}: expected from <= to")
         return _json(current.readings(_name(thing, "thing"), start_ms, end_ms, limit))
+
+    @app.get(
+        "/api/runs/<run_id>/activity",
+        summary="A run's machines, batch latency (sentAt to stored) and alert transitions",
+    )
+    def run_activity(
+        run_id: str,
+        start_ms: Annotated[int, Query(alias="from", ge=0, le=MAX_EPOCH_MS)] = 0,
+        end_ms: Annotated[int | None, Query(alias="to", ge=0, le=MAX_EPOCH_MS)] = None,
+    ):
+        current = service()
+        if not _RUN_ID.match(run_id):
+            raise DashboardNotFoundError(
+                f"run {run_id[:80]!r} does not exist: ids are 32 characters"
+            )
+        return _json(current.run(run_id, start_ms, end_ms))
 
     @app.get("/api/alerts", summary="Open alerts, filtered by site and severity")
     def alerts(

@@ -89,6 +89,19 @@ class DynamoDashboardReader:
         kept.reverse()
         return kept
 
+    def run_batches(self, run_id: str) -> list[dict[str, Any]]:
+        """The batches of a run: thing, sentAt, storedAt and reading count, never the data."""
+        request: dict[str, Any] = {
+            "IndexName": "byRun",
+            "KeyConditionExpression": Key("runId").eq(run_id),
+            "ProjectionExpression": "thing, sentAt, storedAt, #c, #f, #l",
+            "ExpressionAttributeNames": {"#c": "count", "#f": "first", "#l": "last"},
+        }
+        return [
+            {key: _plain(value) for key, value in item.items()}
+            for item in self._query(self._readings, **request)
+        ]
+
     @staticmethod
     def _query(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
         while True:

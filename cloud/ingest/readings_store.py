@@ -7,7 +7,8 @@ Item layout (ReadingsTable):
 - ``first``/``last``: the times of its oldest and newest readings; ``sensors``: its sensor ids;
   ``count``; ``data``: the readings, compressed (cloud/ingest/batch_codec.py);
 - ``thing``, ``site``, ``batch`` (``<boot>-<seq>``), ``runId`` when the batch belongs to a run
-  (the sparse ``byRun`` index, keyed by runId and the same sk), ``expiresAt`` (TTL, 7 days).
+  (the sparse ``byRun`` index, keyed by runId and the same sk), ``expiresAt`` (TTL, 7 days);
+- ``sentAt`` (the batch's) and ``storedAt`` (when this item was written): a run's latency.
 
 Every item spans less than SPAN_MS, so a query for readings from time T reads the items whose
 sk is at least T - SPAN_MS: a batch spanning more (a backlog sent after a long outage) is
@@ -16,6 +17,7 @@ stored as several items, one per SPAN_MS of its readings.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cloud.ingest.batch_codec import decode_readings, encode_readings
@@ -70,6 +72,8 @@ def batch_items(batch: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if batch.get("runId"):
             item["runId"] = batch["runId"]
+        if isinstance(batch.get("sentAt"), int):
+            item["sentAt"] = batch["sentAt"]  # with storedAt: the batch's latency, per run
         items.append(item)
     return items
 
@@ -81,7 +85,8 @@ class ReadingsStore:
         self._table = table
 
     def put_batch(self, batch: dict[str, Any]) -> int:
-        items = batch_items(batch)
+        stored_at = time.time_ns() // 1_000_000
+        items = [{**item, "storedAt": stored_at} for item in batch_items(batch)]
         if len(items) == 1:
             self._table.put_item(Item=items[0])
         else:
