@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.installed-dev
 LOCAL_STAMP := $(VENV)/.installed-local
 DEMO_ARGS ?=
+UPLOT := cloud/local/dashboard/uplot.iife.min.js
 
 .PHONY: demo test unit functional e2e lint bench install install-local mosquitto chromium \
 	systemd-analyze clean package screenshots
@@ -35,9 +36,13 @@ lint: install
 bench: install mosquitto
 	@set -e; for script in tests/benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script; done
 
-install: $(DEV_STAMP)
+install: $(DEV_STAMP) $(UPLOT)
 
-install-local: $(LOCAL_STAMP)
+install-local: $(LOCAL_STAMP) $(UPLOT)
+
+# The dashboard's chart library, from the npm registry (never fetched at run time).
+$(UPLOT): scripts/vendor-uplot.sh
+	bash scripts/vendor-uplot.sh $(dir $(UPLOT))
 
 # Re-installs only when the package definition changes, so a second run is fast. The dev
 # install holds the local stack's, so after it `make demo` installs nothing.

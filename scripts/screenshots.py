@@ -20,10 +20,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 
-def _runs(info: object) -> None:
-    """One finished run and one running run, so the runs view has something to show."""
+def _runs(info: object, thing: str) -> str:
+    """One finished run and one running run, so the runs view has something to show; the id
+    of the finished one, whose page shows its batches, latency and alerts."""
     from support.api_http import call
 
+    finished = ""
     for params, finish in (
         ({"site": "lab", "profile": "generator"}, True),
         ({"site": "lab"}, False),
@@ -41,10 +43,18 @@ def _runs(info: object) -> None:
         )
         if status != 201:
             raise RuntimeError(f"starting a run answered {status}: {run}")
-        reading = {"runId": run["id"], "sensorId": "probe", "temperature": 21.5, "thing": "gen-09"}
-        call(info, "POST", "/api/sensors/data", reading)  # type: ignore[arg-type]
+        for value in (21.5, 21.7, 22.0):
+            reading = {
+                "runId": run["id"],
+                "sensorId": "probe",
+                "temperature": value,
+                "thing": thing,
+            }
+            call(info, "POST", "/api/sensors/data", reading)  # type: ignore[arg-type]
         if finish:
             call(info, "POST", f"/api/runs/{run['id']}/finish", {"note": "bench ok"})  # type: ignore[arg-type]
+            finished = run["id"]
+    return finished
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     ):
         info = stack.info
         assert info is not None
-        site = build_demo_site(stack, site="lyon-part-dieu")
-        _runs(info)
-        with browser_page(width=1200, height=760) as page:
+        site = build_demo_site(stack, site="lyon-part-dieu", rich=True)
+        run_id = _runs(info, "gen-09")
+        with browser_page(width=1280, height=800) as page:
             paths = take_screenshots(
-                page, info.api_url, info.api_token, site.site, site.hot, args.out
+                page, info.api_url, info.api_token, site.site, site.hot, args.out, run_id
             )
     for path in paths:
         print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")

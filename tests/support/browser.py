@@ -65,22 +65,66 @@ def open_dashboard(page: Any, api_url: str, token: str, route: str = "#/") -> No
     page.wait_for_selector("[data-loaded]")
 
 
+PHONE = {"width": 390, "height": 844}
+
+
+def hover_chart(page: Any, field: str = "temperature", at: float = 0.8) -> str:
+    """Move the mouse over a chart at a fraction of its width; the legend's values there."""
+    box = page.locator(f"figure[data-field='{field}'] .u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * at, box["y"] + box["height"] / 2)
+    return str(page.inner_text(f"figure[data-field='{field}'] .u-legend"))
+
+
+def drag_chart(page: Any, field: str, start: float, end: float) -> None:
+    """Drag across a chart from one fraction of its width to another (uPlot zooms to it)."""
+    box = page.locator(f"figure[data-field='{field}'] .u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end, y, steps=8)
+    page.mouse.up()
+
+
 def take_screenshots(
-    page: Any, api_url: str, token: str, site: str, thing: str, out_dir: Path
+    page: Any,
+    api_url: str,
+    token: str,
+    site: str,
+    thing: str,
+    out_dir: Path,
+    run_id: str | None = None,
 ) -> list[Path]:
-    """The four views as PNG files in `out_dir`; returns their paths."""
+    """The dashboard's views as PNG files in `out_dir` (desktop, then a 390 px phone)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    shots = [
-        ("dashboard-site.png", f"#/site/{site}", f"[data-thing='{thing}']"),
-        ("dashboard-machine.png", f"#/machine/{thing}", "figure[data-field='temperature'] path"),
-        ("dashboard-alerts.png", f"#/alerts?site={site}", "#alerts"),
-        ("dashboard-runs.png", "#/runs", "h1"),
-    ]
+    chart = "figure[data-field='temperature'] canvas"
+    shots: list[tuple[str, str, str, Any]] = [
+        ("dashboard-site.png", f"#/site/{site}", f"[data-thing='{thing}']", None),
+        ("dashboard-machine.png", f"#/machine/{thing}", chart, lambda: hover_chart(page)),
+        ("dashboard-alerts.png", f"#/alerts?site={site}", "#alerts", None),
+        ("dashboard-ack.png", f"#/alerts?site={site}", "#alerts",
+         lambda: page.click("button[data-action='ack']:not([disabled])")),
+        ("dashboard-runs.png", "#/runs", "h1", None),
+    ]  # fmt: skip
+    if run_id:
+        shots.append(("dashboard-run.png", f"#/runs/{run_id}", "#run-figures", None))
+    phone = [
+        ("dashboard-phone-site.png", f"#/site/{site}", f"[data-thing='{thing}']", None),
+        ("dashboard-phone-alerts.png", f"#/alerts?site={site}", "#alerts", None),
+        ("dashboard-phone-machine.png", f"#/machine/{thing}", chart, None),
+    ]  # fmt: skip
     paths = []
-    for name, route, ready in shots:
-        open_dashboard(page, api_url, token, route)
-        page.wait_for_selector(ready)
-        target = out_dir / name
-        page.screenshot(path=str(target), full_page=True)
-        paths.append(target)
+    desktop = page.viewport_size
+    for size, group in ((desktop, shots), (PHONE, phone)):
+        page.set_viewport_size(size)
+        for name, route, ready, action in group:
+            open_dashboard(page, api_url, token, route)
+            page.wait_for_selector(ready)
+            if action is not None:
+                action()
+                page.wait_for_timeout(300)
+            target = out_dir / name
+            page.screenshot(path=str(target), full_page=action is None)
+            page.keyboard.press("Escape")  # closes the acknowledge dialog, if the shot opened it
+            paths.append(target)
+    page.set_viewport_size(desktop)
     return paths

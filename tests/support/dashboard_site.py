@@ -24,6 +24,8 @@ class DemoSite:
     calm: str  # the crane with normal readings
     started_ms: int
     ended_ms: int
+    pending: str = ""  # with rich=True: a compressor whose engine just crossed 82 °C
+    latched: str = ""  # with rich=True: a generator whose overheat fired and cleared
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
@@ -41,6 +43,17 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 15.0, what: str = 
 def _engine_temperature(index: int) -> float:
     # Warm idle around 60 °C, then a climb through the warning level to the critical one.
     return 60.0 + index * 0.1 if index < 40 else min(84.5, 64.0 + (index - 40) * 1.4)
+
+
+def _pending_temperature(index: int) -> float:
+    # Steady, until the very last reading crosses 82 °C: the rule's 10 s have not elapsed.
+    return 62.0 + index * 0.05 if index < POINTS - 1 else 83.2
+
+
+def _latched_temperature(index: int) -> float:
+    # An overheat in the middle of the window, then back to normal: the generator's rule
+    # latches, so the alert waits for an acknowledgement though the engine is cool again.
+    return 84.0 if 20 <= index < 30 else 61.0 + index * 0.03
 
 
 def _batch(
@@ -82,17 +95,26 @@ def _health(thing: str, site: str, equipment: str, sensors: list[str], sent_at: 
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-def build_demo_site(stack: LocalStack, site: str = "demo-dash", suffix: str = "01") -> DemoSite:
-    """Two machines with five minutes of readings; the excavator's engine overheats."""
+def build_demo_site(
+    stack: LocalStack, site: str = "demo-dash", suffix: str = "01", rich: bool = False
+) -> DemoSite:
+    """Two machines with five minutes of readings; the excavator's engine overheats. `rich`
+    adds a compressor whose alert is pending and a generator whose alert latched."""
     hot, calm = f"exc-{suffix}", f"crane-{suffix}"
+    pending, latched = (f"comp-{suffix}", f"gen-{suffix}") if rich else ("", "")
     machines = {
         hot: (provision_machine(stack, hot, site, "excavator")[0], "excavator"),
         calm: (provision_machine(stack, calm, site, "crane")[0], "crane"),
     }
+    if rich:
+        machines[pending] = (provision_machine(stack, pending, site, "compressor")[0], "compressor")
+        machines[latched] = (provision_machine(stack, latched, site, "generator")[0], "generator")
+    engine_curve = {hot: _engine_temperature, pending: _pending_temperature}
+    engine_curve[latched] = _latched_temperature
     end = (int(time.time() * 1000) // 1000) * 1000 - 1000
     start = end - (POINTS - 1) * STEP_MS
     for thing, (machine, equipment) in machines.items():
-        sensors = ["engine", "ambient"] if equipment == "excavator" else ["cabin", "ambient"]
+        sensors = ["cabin", "ambient"] if equipment == "crane" else ["engine", "ambient"]
         with DeviceConnection(stack, machine) as device:
             # Six batches of ten readings, the way the agent sends them.
             for seq in range(POINTS // 10):
@@ -100,13 +122,11 @@ def build_demo_site(stack: LocalStack, site: str = "demo-dash", suffix: str = "0
                 for index in range(seq * 10, seq * 10 + 10):
                     ts = start + index * STEP_MS
                     for sensor in sensors:
-                        hot_engine = thing == hot and sensor == "engine"
+                        curve = engine_curve.get(thing) if sensor == "engine" else None
                         # Outside air is damper than an engine bay or a heated cabin.
                         humidity = 72.0 if sensor == "ambient" else 41.0
                         offset = 0.4 if sensor == "ambient" else 0.0
-                        temperature = (
-                            _engine_temperature(index) if hot_engine else 12.0 + index * 0.02
-                        )
+                        temperature = curve(index) if curve else 12.0 + index * 0.02
                         readings.append(
                             {
                                 "sensorId": sensor,
@@ -126,4 +146,12 @@ def build_demo_site(stack: LocalStack, site: str = "demo-dash", suffix: str = "0
             outcome = device.publish(topic(site, thing, "health", BASIC_INGEST_PREFIX), health)
             assert outcome.status == "acked", outcome
     assert stack.drain(15), "the rules engine did not drain"
-    return DemoSite(site=site, hot=hot, calm=calm, started_ms=start, ended_ms=end)
+    return DemoSite(
+        site=site,
+        hot=hot,
+        calm=calm,
+        started_ms=start,
+        ended_ms=end,
+        pending=pending,
+        latched=latched,
+    )

@@ -263,6 +263,7 @@ def test_openapi_document_is_served(info: StackInfo) -> None:
         ("GET", "/api/things/{thing}"),
         ("GET", "/api/things/{thing}/readings"),
         ("GET", "/api/alerts"),
+        ("GET", "/api/runs/{run_id}/activity"),
         ("POST", "/api/alerts/{thing}/{sensor}/{rule}/ack"),
         ("POST", "/api/alerts/{thing}/{sensor}/{rule}/snooze"),
     }

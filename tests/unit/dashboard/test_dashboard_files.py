@@ -39,3 +39,19 @@ def test_page_loads_nothing_from_elsewhere() -> None:
     for text in (html, js, css):
         assert not re.search(rb"https?://(?!www\.w3\.org/2000/svg)", text)
     assert b"innerHTML" not in js  # data is only ever set as text
+
+
+def test_the_chart_library_is_served_from_the_package_with_its_licence() -> None:
+    status, body, headers = static_file("/dashboard/uplot.iife.min.js")
+    assert status == 200, (
+        "run `make install`: it puts uPlot in the package (scripts/vendor-uplot.sh)"
+    )
+    assert body.startswith(b"/*! https://github.com/leeoniya/uPlot (v1.6.32) */")
+    assert headers["Content-Type"].startswith("text/javascript")
+    assert static_file("/dashboard/uplot.min.css")[0] == 200
+    _, html, _ = static_file("/")
+    assert html.index(b"uplot.iife.min.js") < html.index(b"/dashboard/app.js")
+    from importlib import resources
+
+    licence = resources.files("cloud.local").joinpath("dashboard", "uplot.LICENSE.txt")
+    assert "MIT License" in licence.read_text()
