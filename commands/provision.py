@@ -319,8 +319,12 @@ def cmd_site_add(args: argparse.Namespace) -> int:
 
 
 def cmd_site_list(args: argparse.Namespace) -> int:
-    for site in _provisioner(args).sites():
-        print(site)
+    provisioner = _provisioner(args)
+    by_site: dict[str, int] = {}
+    for thing in provisioner.registry.things():
+        by_site[thing.site] = by_site.get(thing.site, 0) + 1
+    rows = [(site, by_site.get(site, 0)) for site in provisioner.sites()]
+    print(table(("site", "things"), rows, empty="no site: add one with `provision site add`"))
     return 0
 
 

@@ -266,3 +266,19 @@ def test_bundle_sensors_follow_the_equipment_rules_and_are_printed(
         )  # fmt: skip
         assert code == 2 and "sensor" in one_line_error(err)
         assert not (tmp_path / "certs" / "exc-02").exists()
+
+
+def test_site_list_is_a_table_with_its_things(
+    capsys: pytest.CaptureFixture[str], aws_cli: list[str]
+) -> None:
+    assert run(capsys, "site", "list", *aws_cli)[1].startswith("no site")
+    run(capsys, "site", "add", "lyon", *aws_cli)
+    run(capsys, "site", "add", "paris", *aws_cli)
+    run(capsys, "device", "exc-01", "--site", "lyon", "--equipment", "excavator", *aws_cli)
+    code, out, _ = run(capsys, "site", "list", *aws_cli)
+    assert code == 0
+    assert [line.split() for line in out.strip().splitlines()] == [
+        ["SITE", "THINGS"],
+        ["lyon", "1"],
+        ["paris", "0"],
+    ]
