@@ -34,6 +34,7 @@ def _operation_ids() -> list[str]:
         "POST /api/runs/start",
         "GET /api/runs/{run_id}",
         "POST /api/runs/{run_id}/finish",
+        "GET /api/runs/{run_id}/activity",
         "GET /api/sensors/data",
         "POST /api/sensors/data",
         # the local dashboard's routes (docs/dashboards.md)
