@@ -13,7 +13,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from chantier.alerts.rules import DEFAULT_RULES_FILE, Rule, RuleSet, load_rules
 
@@ -195,6 +194,3 @@ def describe_outcome(scene: Scene, outcome: SceneOutcome | None) -> str:
     )
     return f"{scene.name:<14} {scene.alert}: opened at {outcome.opened_s:.0f} s{cleared}"
 
-
-def as_dict(scene: Scene) -> dict[str, Any]:
-    return dict(scene.__dict__)
