@@ -193,4 +193,3 @@ def describe_outcome(scene: Scene, outcome: SceneOutcome | None) -> str:
         f", cleared at {outcome.cleared_s:.0f} s" if outcome.cleared_s is not None else ", open"
     )
     return f"{scene.name:<14} {scene.alert}: opened at {outcome.opened_s:.0f} s{cleared}"
-
