@@ -46,12 +46,14 @@ def _leg(
 ) -> str:
     names = ", ".join(_literal(t) for t in sorted(things))
     dates = ", ".join(_literal(d) for d in days)
+    # The partitions are chosen in a subquery, before the readings are unnested: both engines
+    # then read only those partitions' files.
     return (
-        "SELECT site, thing, equipment, boot, seq, r.sensorid AS sensor, r.ts AS ts, "
+        "SELECT b.site, b.thing, b.equipment, b.boot, b.seq, r.sensorid AS sensor, r.ts AS ts, "
         "r.temperature AS temperature, r.humidity AS humidity, r.pressure AS pressure "
-        f"FROM {table} CROSS JOIN UNNEST(readings) AS t (r) "
-        f'WHERE site = {_literal(site)} AND thing IN ({names}) AND "date" IN ({dates}) '
-        f"AND r.ts >= {start} AND r.ts < {end}"
+        f"FROM (SELECT * FROM {table} WHERE site = {_literal(site)} AND thing IN ({names}) "
+        f'AND "date" IN ({dates})) b CROSS JOIN UNNEST(b.readings) AS t (r) '
+        f"WHERE r.ts >= {start} AND r.ts < {end}"
     )
 
 

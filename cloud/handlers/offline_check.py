@@ -30,9 +30,12 @@ def build(
         transitions = engine.check_offline()
         for transition in transitions:
             logger.info("alert transition", extra={"transition": transition.as_dict()})
-        metrics.add_metric(
-            name="offline_check_transitions", unit=MetricUnit.Count, value=len(transitions)
-        )
+        # Only when something moved: a custom metric is billed for every hour it is emitted,
+        # and a quiet fleet (or none) should cost nothing here (docs/cost.md).
+        if transitions:
+            metrics.add_metric(
+                name="offline_check_transitions", unit=MetricUnit.Count, value=len(transitions)
+            )
         return {"transitions": len(transitions)}
 
     return lambda_handler

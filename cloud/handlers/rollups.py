@@ -71,7 +71,10 @@ def build(
                 )
             key = write_day(s3, curated_bucket, day, to_json_lines(rows))
             written[day] = {"key": key, "machines": len(rows)}
-            metrics.add_metric(name="rollup_rows_written", unit=MetricUnit.Count, value=len(rows))
+            if rows:  # a custom metric is billed for the hours it is emitted: none when idle
+                metrics.add_metric(
+                    name="rollup_rows_written", unit=MetricUnit.Count, value=len(rows)
+                )
             logger.info("rollups written", extra={"date": day, "key": key, "rows": len(rows)})
         return {"written": written}
 

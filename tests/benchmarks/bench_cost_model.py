@@ -36,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -58,8 +57,8 @@ from cloud.local.scheduler import rate_seconds, scheduled_event  # noqa: E402
 from cloud.local.stack import LocalStack  # noqa: E402
 from cloud.local.template import LocalTemplate  # noqa: E402
 from commands.simulator.fleet import BASIC_INGEST_PREFIX, Machine, provision_machine  # noqa: E402
-from device.batcher import Envelope, fit_readings, message_dict, reading_dict  # noqa: E402
-from device.config import AgentConfig  # noqa: E402
+from device.batcher import Envelope, message_dict, reading_dict  # noqa: E402
+from device.config import REPORTING_PROFILES, AgentConfig  # noqa: E402
 from device.health import SENSOR_OK, SensorStatus, health_message  # noqa: E402
 from device.sensors.simulated import SimulatedSensor  # noqa: E402
 from device.transport import ACKED  # noqa: E402
@@ -127,6 +126,7 @@ UNCONFIRMED = (
     "CUSTOM_METRIC_MONTH",
     "ALARM_METRIC_MONTH",
     "XRAY_TRACE_RECORDED",
+    "ATHENA_TB_SCANNED",
     "FIREHOSE_GB",
     "KMS_REQUEST",
     "BUDGET_MONTH",
@@ -166,11 +166,20 @@ PLATFORM_LOG_LINES = (
     "XRAY TraceId: 1-6740a1b2-5d2c9e0f13a4b6c7d8e9f012\tSegmentId: 4e1b7c9a2d3f5a60\t"
     "Sampled: true\t\n"
 )
-# Design options probed with real batches: the longest batch the default byte budget holds,
-# and half-hour batches under a larger budget.
-LONG_BATCH_AGE_S = 1800
-LONG_BATCH_MAX_BYTES = 40 * 1024
+# A steady machine's batch in the default profile (its age limit), probed with real batches;
+# the minute-by-minute batches measured first are the `live` profile's, and the size of the
+# early batches a moving value sends in the default profile.
+LONG_BATCH_AGE_S = 900
 PROBE_BATCHES = 3
+# Athena (https://aws.amazon.com/athena/pricing/): per TB scanned, at least 10 MB a query.
+ATHENA_TB_SCANNED = 5.00
+ATHENA_MIN_BYTES = 10 * 1024 * 1024
+# Estimated time of the daily rollup query for 1,000 machines (docs/performance.md), which the
+# rollups function waits for.
+ATHENA_FLEET_QUERY_S = 90.0
+# The simulated fleet: one machine of each kind, in turn (commands/simulator/fleet.py).
+FLEET_MIX = ("excavator", "crane", "generator", "concrete-mixer", "compressor", "site-cabin")
+REPLAY_HOURS = 24
 # The simulated sensors' physics (ambient cycle, duty cycle) runs from this moment, a spring
 # night, whatever the time of the run: no level is crossed, so the measured batches carry no
 # alert, and alerts are priced apart (ALERT_CYCLES_PER_MONTH).
@@ -631,10 +640,7 @@ class Measured:
     invocations: dict[str, list[Invocation]] = field(default_factory=dict)
     metrics: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
     readings: dict[str, float] = field(default_factory=dict)
-    reading_item_bytes: float = 0.0
     last_batch: dict[str, dict[str, Any]] = field(default_factory=dict)
-    raw_visits: int = 0
-    cap_readings: int = 0
     minutes: int = 0
     wall_s: float = 0.0
     unattributed: int = 0
@@ -727,7 +733,8 @@ def measure(minutes: int, pace_s: float, warmup: int) -> Measured:
     # EMF lines are what CloudWatch ingests and bills in AWS: print them (into the tap) rather
     # than switch them off as the local stack does by default.
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
-    batch_age = float(agent_default("batch_max_age_s"))
+    # The minute batches of the `live` profile (and of a moving value in the default one).
+    batch_age = float(REPORTING_PROFILES["live"][0])
     state = Path(tempfile.mkdtemp(prefix="bench-cost-"))
     started = time.monotonic()
     with (
@@ -767,8 +774,6 @@ def measure(minutes: int, pace_s: float, warmup: int) -> Measured:
                     "no raw S3 PUT was filed under the rule action: the meter tells rule actions "
                     "by their thread name (rule-action-*, cloud/local/rules_engine.py)"
                 )
-            m.reading_item_bytes = _reading_item_bytes(m.last_batch["batch"])
-            m.cap_readings = _cap(m.last_batch["batch"], int(agent_default("batch_max_bytes")))
             # One alert opening and clearing: two crafted batches (design brief's engine rule).
             base = sim.now_ms + 60_000
             hot = crafted_batch(machine, sim.seq + 1, [83.0, 83.4, 83.8, 84.1], end_ms=base)
@@ -779,18 +784,17 @@ def measure(minutes: int, pace_s: float, warmup: int) -> Measured:
             sim.seq += 2
             sim.now_ms = sim.next_reading_ms = base + 20_000
             # Longer batches, for the design options: the same machine's next readings.
-            for age in (m.cap_readings * READING_INTERVAL_S, LONG_BATCH_AGE_S):
+            for age in (LONG_BATCH_AGE_S,):
                 kind = f"batch {age:.0f} s"
                 for _ in range(PROBE_BATCHES):
                     payload, count = sim.batch(age)
-                    if len(payload) > LONG_BATCH_MAX_BYTES:
-                        raise RuntimeError(f"a {kind} probe is {len(payload)} B, over its budget")
+                    if len(payload) > int(agent_default("batch_max_bytes")):
+                        raise RuntimeError(f"a {kind} probe is {len(payload)} B, over the budget")
                     with run.message(kind, len(payload)):
                         run.publish(device, telemetry, payload)
                     m.readings[kind] = count
                     m.last_batch[kind] = json.loads(payload)
         run.invoke("offline check, 1 machine", "OfflineCheckFunction")
-        m.raw_visits = _visits(_raw_objects(stack), time.time())
         run.invoke("rollups, 1 machine", "RollupsFunction")
         m.unattributed = meter.unattributed
     m.wall_s = time.monotonic() - started
@@ -804,75 +808,57 @@ def _pause_until(moment: float) -> None:
         time.sleep(delay)
 
 
-def _reading_item_bytes(batch: dict[str, Any]) -> float:
-    """Mean size of the item the hot store writes for each reading of `batch`."""
-    import boto3.dynamodb.types as types
+def replay_day(equipment: str, early_min_s: float | None = None) -> Counter[str]:
+    """Batches a day by why they left, as the agent's default profile forms them.
 
-    from cloud.ingest.readings_store import reading_item
+    The agent's own rules (device/planning.py Deadband, device/batcher.py batch_due) and
+    defaults (device/config.py) over a day of one machine's simulated sensors, engine and
+    cabin each read every 10 s: one reading per 5 s.
+    """
+    from device.batcher import batch_due
+    from device.planning import Deadband
 
-    serializer = types.TypeSerializer()
-    sizes = [
-        item_size({k: serializer.serialize(v) for k, v in reading_item(batch, r).items()})
-        for r in batch["readings"]
+    budget = int(agent_default("batch_max_bytes"))
+    max_age = float(agent_default("batch_max_age_s"))
+    early = float(agent_default("early_min_interval_s")) if early_min_s is None else early_min_s
+    bands = {
+        name: float(agent_default(f"deadband_{name}"))
+        for name in ("temperature", "humidity", "pressure")
+    }
+    clock = [0.0]
+    sensors = [
+        SimulatedSensor(
+            name,
+            equipment,
+            seed=7,
+            elapsed=lambda: clock[0],
+            wall=lambda: SENSOR_CLOCK_START_S + clock[0],
+        )
+        for name in ("engine", "cabin")
     ]
-    return sum(sizes) / len(sizes)
-
-
-def packed_item_bytes(batch: dict[str, Any], compressed: bool) -> int:
-    """Size of one hot-store item holding a whole batch (a design option, not built)."""
-    # The readings go in one attribute as compact JSON rows, so attribute names are not
-    # repeated per reading; `compressed` stores that text zlib-compressed in a binary attribute.
-    rows = [
-        [r["sensorId"], r["ts"], r.get("temperature"), r.get("humidity"), r.get("pressure")]
-        for r in batch["readings"]
-    ]
-    text = json.dumps(rows, separators=(",", ":")).encode()
-    item = wire(
-        {
-            "pk": f"R#{batch['thing']}",
-            "sk": f"{batch['sentAt']:013d}",
-            "site": batch["site"],
-            "batch": f"{batch['boot']}-{batch['seq']}",
-            "expiresAt": batch["sentAt"] // 1000 + 7 * 86400,
-        }
-    )["M"]
-    value = zlib.compress(text, 9) if compressed else text
-    item["readings"] = (
-        {"B": base64.b64encode(value).decode()} if compressed else {"S": text.decode()}
-    )
-    return item_size(item)
-
-
-def _cap(batch: dict[str, Any], budget: int) -> int:
-    """How many readings like these the agent puts in one message under its byte budget."""
-    readings = [dict(r, ts=r["ts"] + 10**6 * i) for i in range(100) for r in batch["readings"]]
-    envelope = Envelope(batch["thing"], batch["site"], batch["equipment"], batch["boot"])
-    return fit_readings(envelope, batch["seq"], batch["sentAt"], True, readings, budget)
-
-
-def _raw_objects(stack: LocalStack) -> Counter[str]:
-    """Raw objects per date partition, read with a client the meter does not count."""
-    import boto3
-
-    assert stack.info is not None
-    s3 = boto3.session.Session().client("s3", **stack.info.boto3_kwargs())
-    per_date: Counter[str] = Counter()
-    pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=stack.info.raw_bucket, Prefix="raw/"
-    )
-    for page in pages:
-        for entry in page.get("Contents", []):
-            per_date[entry["Key"].split("date=")[1].split("/")[0]] += 1
-    return per_date
-
-
-def _visits(per_date: Mapping[str, int], now_s: float) -> int:
-    """Raw objects a scheduled rollup run reads: yesterday and today, each with its next day."""
-    from datetime import UTC, datetime, timedelta
-
-    today = datetime.fromtimestamp(now_s, tz=UTC).date()
-    days = (today - timedelta(days=1), today)
-    return sum(per_date[str(d)] + per_date[str(d + timedelta(days=1))] for d in days)
+    deadband = Deadband(bands)
+    reasons: Counter[str] = Counter()
+    pending, oldest, last, moved, turn = 0, None, 0.0, False, 0
+    while clock[0] < REPLAY_HOURS * 3600:
+        sensor = sensors[turn % 2]
+        m = sensor.read()
+        reading = reading_dict(sensor.name, 0, m.temperature, m.humidity, m.pressure)
+        pending += len(encode_message(reading)) + 1
+        oldest = clock[0] if oldest is None else oldest
+        values = {"temperature": m.temperature, "humidity": m.humidity, "pressure": m.pressure}
+        moved = deadband.observe(sensor.name, values) or moved
+        reason = None
+        if batch_due(pending + 250, clock[0] - oldest, False, budget, max_age):
+            reason = "full" if pending + 250 >= budget else "age"
+        elif moved and clock[0] - last >= early:
+            reason = "moved"
+        if reason is not None:
+            reasons[reason] += 1
+            pending, oldest, last, moved = 0, None, clock[0], False
+            deadband.published()
+        clock[0] += READING_INTERVAL_S
+        turn += 1
+    return reasons
 
 
 # ---------- the model ----------
@@ -881,17 +867,15 @@ class Design:
     """The choices that set the cost; the defaults are what the code does today."""
 
     name: str
-    batch_kind: str = "batch"
+    # Batches a month by the measured kind whose units they cost: the `live` profile's minute
+    # batches ("batch"), a steady machine's 15-minute ones ("batch 900 s"); an early batch of
+    # the default profile holds about a minute of readings, like "batch".
+    mix: tuple[tuple[str, float], ...] = (("batch", MONTH_S / 60),)
     health_interval_s: float = 60.0
-    # one item per reading (built), one per batch ("batch", "batch-zlib"), or "none"
-    hot_store: str = "reading"
     seen_refresh_s: float = SEEN_REFRESH_MS / 1000
-    rollups_daily: bool = False
     platform_logs: bool = True
     info_logs: bool = True
     trace_ingest: bool = True
-    # the offline check's index keyed by time (built: a rewrite moves the item in the index)
-    seen_index_by_time: bool = True
     raw: str = "object per batch"  # or "firehose": raw batches aggregated before S3
     # the dashboard's last-health item: rewritten on every health message (built), or at most
     # this often when only its counters moved
@@ -918,7 +902,14 @@ class Facts:
             memory = props.get("MemorySize", globals_.get("MemorySize", 128))
             self.memory_mb[logical_id] = int(memory)
             self.timeout_s[logical_id] = int(props.get("Timeout", globals_.get("Timeout", 3)))
-        self.traced = globals_.get("Tracing") == "Active"
+        self.traced: dict[str, bool] = {}
+        self.platform_logs: dict[str, bool] = {}
+        for logical_id in template.of_type("AWS::Serverless::Function"):
+            props = template.properties(logical_id)
+            self.traced[logical_id] = props.get("Tracing", globals_.get("Tracing")) == "Active"
+            system = (props.get("LoggingConfig") or {}).get("SystemLogLevel", "INFO")
+            # START, END and REPORT are INFO lines of the platform: WARN drops them.
+            self.platform_logs[logical_id] = system in ("DEBUG", "INFO")
         self.rate_s = {
             spec.logical_id.split(".")[0]: rate_seconds(spec.expression)
             for spec in template.schedules()
@@ -946,42 +937,36 @@ class Model:
         actions = sum(a * math.ceil(b / IOT_METERING_BYTES) for _, a, b in rows) / len(rows)
         return triggered, actions
 
-    def lambda_ms(self, inv: Invocation, hot_store: str = "reading") -> float:
+    def lambda_ms(self, inv: Invocation) -> float:
         """Modelled billed duration in AWS: CPU at the function's vCPU share, plus latency."""
-        # A hot-store option changes the requests (one PutItem, or none, for the readings); the
-        # CPU measured for the built layout is kept, which errs on the high side.
-        requests = [r for r in inv.requests if r != "dynamodb.BatchWriteItem"]
-        if hot_store == "reading":
-            requests = inv.requests
-        elif hot_store.startswith("batch") and len(requests) < len(inv.requests):
-            requests.append("dynamodb.PutItem")
+        requests = inv.requests
         share = LAMBDA_VCPU_MB / self.f.memory_mb[inv.function]
         latency = sum(
             AWS_LATENCY_MS.get(r, AWS_LATENCY_MS.get(r.split(".")[0], 10.0)) for r in requests
         )
         return math.ceil(inv.cpu_ms * share + latency)
 
-    def per_message(self, kind: str, hot_store: str = "reading") -> tuple[float, float]:
+    def per_message(self, kind: str) -> tuple[float, float]:
         """Invocations and GB-seconds per message of `kind`."""
         calls = self.m.invocations.get(kind, [])
         n = max(1, self.m.counts[kind])
-        gb_s = sum(
-            self.lambda_ms(c, hot_store) / 1000 * self.f.memory_mb[c.function] / 1024 for c in calls
-        )
+        gb_s = sum(self.lambda_ms(c) / 1000 * self.f.memory_mb[c.function] / 1024 for c in calls)
         return len(calls) / n, gb_s / n
 
     def log_bytes(self, kind: str, d: Design) -> float:
         n = max(1, self.m.counts[kind])
         calls = len(self.m.invocations.get(kind, [])) / n
-        platform = len(PLATFORM_LOG_LINES) * calls if d.platform_logs else 0
+        function = (self.m.invocations.get(kind) or [Invocation("IngestFunction", 0, 0, [])])[0]
+        shown = d.platform_logs and self.f.platform_logs.get(function.function, True)
+        platform = len(PLATFORM_LOG_LINES) * calls if shown else 0
         handler = self.m.log_bytes[kind] / n if d.info_logs else 0
         return platform + handler + self.m.emf_bytes[kind] / n
 
     # ---- per device ----
     def device_lines(self, d: Design) -> list[Line]:
         m = self.m
-        batch_s = m.readings[d.batch_kind] * READING_INTERVAL_S
-        volume = {d.batch_kind: MONTH_S / batch_s, "health": MONTH_S / d.health_interval_s}
+        volume = dict(d.mix)
+        volume["health"] = MONTH_S / d.health_interval_s
         lines = [
             Line(
                 "IoT Core connection", MONTH_S / 60, "minutes", MONTH_S / 60 * IOT_CONNECTION_MINUTE
@@ -996,16 +981,14 @@ class Model:
             Line("IoT rule actions executed", actions, "5 KB units", actions * IOT_ACTION_EXECUTED)
         )
         calls = sum(v * self.per_message(k)[0] for k, v in volume.items())
-        gb_s = sum(v * self.per_message(k, d.hot_store)[1] for k, v in volume.items())
+        gb_s = sum(v * self.per_message(k)[1] for k, v in volume.items())
         lines.append(Line("Lambda requests (ingest)", calls, "invocations", calls * LAMBDA_REQUEST))
         lines.append(Line("Lambda duration (ingest)", gb_s, "GB-s", gb_s * LAMBDA_GB_SECOND_ARM))
-        # Requests by purpose; last seen and the hot store are modelled apart (design options).
+        # Requests by purpose; last seen is modelled apart (its refresh period).
         bucket: dict[tuple[str, str, str], Units] = defaultdict(Units)
         for kind, v in volume.items():
             for (_, service, op, purpose), units in m.mean(kind).items():
-                if purpose == "last seen" or (
-                    purpose == "recent readings" and d.hot_store != "reading"
-                ):
+                if purpose == "last seen":
                     continue
                 if purpose == "raw batch object" and d.raw == "firehose":
                     continue
@@ -1014,24 +997,21 @@ class Model:
                 if purpose == "last health message" and d.health_item_interval_s:
                     v = v * min(1.0, d.health_interval_s / d.health_item_interval_s)
                 bucket[(service, "" if service == "dynamodb" else op, purpose)].add(units, v)
-        if d.hot_store.startswith("batch"):
-            size = self.packed_bytes(d)
-            bucket[("dynamodb", "", "recent readings, one item per batch")].add(
-                Units(requests=1, wru=write_units(size)), volume[d.batch_kind]
-            )
         seen = self.seen_units()
-        if not d.seen_index_by_time:
-            # The index entry is updated in place; the offline check then reads all of them.
-            seen = Units(requests=1, wru=seen.wru, index_wru=seen.wru, bytes=seen.bytes)
-            reads = MONTH_S / self.f.rate_s["OfflineCheckFunction"] * seen.bytes / 4096 * 0.5
-            bucket[("dynamodb", "", "offline check reads every last seen")].add(Units(rru=reads))
+        # Every run of the offline check reads each machine's last-seen entry from the index.
+        reads = MONTH_S / self.f.rate_s["OfflineCheckFunction"] * seen.bytes / 4096 * 0.5
+        bucket[("dynamodb", "", "offline check reads every last seen")].add(Units(rru=reads))
         messages = sum(volume.values())
         touches = min(messages, MONTH_S / d.seen_refresh_s)
         bucket[("dynamodb", "", "last seen")].add(seen, touches)
         if d.raw == "firehose":
-            records = volume[d.batch_kind]
-            billed = math.ceil(self.raw_bytes(d.batch_kind) / IOT_METERING_BYTES) * 5 * 1024
-            gb = records * billed / 1e9
+            gb = (
+                sum(
+                    v * math.ceil(self.raw_bytes(k) / IOT_METERING_BYTES) * 5 * 1024
+                    for k, v in d.mix
+                )
+                / 1e9
+            )
             lines.append(Line("Data Firehose ingestion (5 KB records)", gb, "GB", gb * FIREHOSE_GB))
         cycle = self.alert_extra()
         for key, units in cycle.items():
@@ -1054,7 +1034,7 @@ class Model:
                 stored * LOGS_STORED_GB_MONTH,
             )
         )
-        if self.f.traced and d.trace_ingest:
+        if self.f.traced["IngestFunction"] and d.trace_ingest:
             rate = FLEET * calls / MONTH_S
             traces = (min(rate, 1.0) + 0.05 * max(rate - 1.0, 0.0)) * MONTH_S / FLEET
             lines.append(
@@ -1065,8 +1045,8 @@ class Model:
                     traces * XRAY_TRACE_RECORDED,
                 )
             )
-        lines += self.rollup_lines(d, batch_s)
-        lines += self.storage_lines(d, batch_s, volume[d.batch_kind])
+        lines += self.rollup_lines(d)
+        lines += self.storage_lines(d)
         return lines
 
     def seen_units(self) -> Units:
@@ -1095,78 +1075,62 @@ class Model:
                 extra[(service, "" if service == "dynamodb" else op, purpose)].add(units)
         return dict(extra)
 
-    def rollup_per_machine(self, d: Design, batch_s: float) -> tuple[float, float, Usage]:
-        """Per machine and scheduled run: raw objects read, modelled ms, other requests."""
-        m = self.m
-        one, idle = m.mean("rollups, 1 machine"), m.mean("idle RollupsFunction")
-        per_thing = usage_delta(one, idle)
-        gets = sum(u.requests for k, u in per_thing.items() if k[2] == "GetObject")
-        per_visit = gets / max(1, m.raw_visits)
-        objects_day = 86400 / batch_s
+    def raw_month(self, d: Design) -> tuple[float, float]:
+        """Raw objects and bytes a device stores in a month."""
+        objects = sum(v for _, v in d.mix)
+        return objects, sum(v * self.raw_bytes(k) for k, v in d.mix)
+
+    def rollup_lines(self, d: Design) -> list[Line]:
+        """What the daily Athena query costs for one machine: it reads the machine's raw
+        objects of the day and of the next (batches sent after midnight), and lists those two
+        partitions (one LIST for up to 1,000 keys)."""
+        objects, size = self.raw_month(d)
         if d.raw == "firehose":
-            # One object per buffer for the whole fleet; no per-machine partitions to list.
-            objects_day = 86400 / FIREHOSE_BUFFER_S / FLEET
-            per_thing = {k: u for k, u in per_thing.items() if k[2] != "ListObjectsV2"}
-        # A scheduled run reads yesterday and today, each with its following day: on average
-        # two days of objects. Once a day just after midnight, it reads about one.
-        visits = objects_day * (1 if d.rollups_daily else 2) * per_visit
-        cpu = _cpu(m.invocations["rollups, 1 machine"]) - _cpu(
-            m.invocations["idle RollupsFunction"]
-        )
-        share = LAMBDA_VCPU_MB / self.f.memory_mb["RollupsFunction"]
-        others = {k: u for k, u in per_thing.items() if k[2] != "GetObject"}
-        latency = sum(
-            AWS_LATENCY_MS.get(f"{k[1]}.{k[2]}", AWS_LATENCY_MS.get(k[1], 10.0)) * u.requests
-            for k, u in others.items()
-        )
-        per_object = cpu / max(1, gets) * share + AWS_LATENCY_MS["s3.GetObject"]
-        return visits, visits * per_object + latency, others
-
-    def rollup_runs(self, d: Design) -> float:
-        return MONTH_S / (86400 if d.rollups_daily else self.f.rate_s["RollupsFunction"])
-
-    def rollup_lines(self, d: Design, batch_s: float) -> list[Line]:
-        """The rollups' work that grows with each machine: its raw objects, read back."""
-        gets, ms, others = self.rollup_per_machine(d, batch_s)
-        runs = self.rollup_runs(d)
-        lines = [
+            return []
+        runs = MONTH_S / self.f.rate_s["RollupsFunction"]
+        per_run_objects = 2 * objects / (MONTH_S / 86400)
+        scanned_tb = 2 * size / 1e12
+        lists = runs * 2 * max(1, math.ceil(per_run_objects / 2 / 1000))
+        return [
             Line(
-                "S3 GetObject: rollups read raw batches",
-                runs * gets,
+                "Athena: data scanned by the daily rollup (two days)",
+                scanned_tb * 1000,
+                "GB",
+                scanned_tb * ATHENA_TB_SCANNED,
+            ),
+            Line(
+                "S3 GetObject: Athena reads the raw objects",
+                runs * per_run_objects,
                 "requests",
-                runs * gets * S3_GET,
-            )
-        ]
-        for (_, service, op, purpose), units in sorted(others.items()):
-            lines += _priced(service, op, f"{purpose} (rollups)", _scaled(units, runs))
-        gb_s = runs * ms / 1000 * self.f.memory_mb["RollupsFunction"] / 1024
-        lines.append(
+                runs * per_run_objects * S3_GET,
+            ),
             Line(
-                "Lambda duration (rollups, per machine)", gb_s, "GB-s", gb_s * LAMBDA_GB_SECOND_ARM
-            )
-        )
-        return lines
+                "S3 ListObjectsV2: Athena lists the partitions",
+                lists,
+                "requests",
+                lists * S3_PUT_OR_LIST,
+            ),
+        ]
 
-    def storage_lines(self, d: Design, batch_s: float, batches: float) -> list[Line]:
-        m = self.m
+    def storage_lines(self, d: Design) -> list[Line]:
         week = 7 * 86400
-        if d.hot_store == "reading":
-            hot = week / READING_INTERVAL_S * (m.reading_item_bytes + DYNAMODB_ITEM_OVERHEAD_BYTES)
-        elif d.hot_store.startswith("batch"):
-            hot = week / batch_s * (self.packed_bytes(d) + DYNAMODB_ITEM_OVERHEAD_BYTES)
-        else:
-            hot = 0.0
+        objects, size = self.raw_month(d)
+        item = sum(v * self.hot_item_bytes(k) for k, v in d.mix) / max(1.0, objects)
+        hot = objects * week / MONTH_S * (item + DYNAMODB_ITEM_OVERHEAD_BYTES)
         gb = hot / 1e9
-        raw = batches * self.raw_bytes(d.batch_kind) / 1e9
-        year = raw * 6.5  # stored on average over the first twelve months
+        year = size / 1e9 * 6.5  # stored on average over the first twelve months
         return [
             Line("DynamoDB storage (7 days of readings)", gb, "GB-month", gb * DYNAMODB_GB_MONTH),
             Line("DynamoDB point-in-time recovery", gb, "GB-month", gb * DYNAMODB_PITR_GB_MONTH),
             Line("S3 storage, raw (first-year mean)", year, "GB-month", year * S3_GB_MONTH),
         ]
 
-    def packed_bytes(self, d: Design) -> int:
-        return packed_item_bytes(self.m.last_batch[d.batch_kind], d.hot_store == "batch-zlib")
+    def hot_item_bytes(self, kind: str) -> float:
+        """Bytes of the hot-store item of a batch of this kind, as measured."""
+        for (_, _, _, purpose), units in self.m.mean(kind).items():
+            if purpose == "recent readings" and units.requests:
+                return units.bytes / units.requests
+        return 0.0
 
     def raw_bytes(self, kind: str) -> float:
         rows = self.m.rules[kind]
@@ -1178,9 +1142,7 @@ class Model:
         lines: list[Line] = []
         for name in SCHEDULED:
             kind = f"idle {name}"
-            runs = (
-                self.rollup_runs(d) if name == "RollupsFunction" else MONTH_S / self.f.rate_s[name]
-            )
+            runs = MONTH_S / self.f.rate_s[name]
             calls, gb_s = self.per_message(kind)
             short = name.removesuffix("Function")
             lines.append(
@@ -1205,11 +1167,22 @@ class Model:
             lines.append(
                 Line(f"CloudWatch Logs ingested ({short})", logs, "GB", logs * LOGS_INGEST_GB)
             )
-            if self.f.traced:
+            if self.f.traced[name]:
                 traces = runs * calls  # far below one a second: every invocation is traced
                 lines.append(
                     Line(f"X-Ray traces ({short})", traces, "traces", traces * XRAY_TRACE_RECORDED)
                 )
+        if not idle:
+            runs = MONTH_S / self.f.rate_s["RollupsFunction"]
+            gb_s = runs * ATHENA_FLEET_QUERY_S * self.f.memory_mb["RollupsFunction"] / 1024
+            lines.append(
+                Line(
+                    f"Lambda duration (rollups waiting for Athena, {FLEET:,} machines, estimated)",
+                    gb_s,
+                    "GB-s",
+                    gb_s * LAMBDA_GB_SECOND_ARM,
+                )
+            )
         if d.raw == "firehose" and not idle:
             objects = MONTH_S / FIREHOSE_BUFFER_S
             lines.append(
@@ -1372,46 +1345,60 @@ def print_measured(model: Model) -> None:
     print(f"  requests outside handlers and rule actions (setup, provisioning): {m.unattributed}")
 
 
+def day_mix(reasons: Counter[str]) -> tuple[tuple[str, float], ...]:
+    """Batches a month by measured kind, from a day's batches by why they left."""
+    days = MONTH_S / 86400
+    early = reasons["moved"] * days
+    steady = (reasons["age"] + reasons["full"]) * days
+    return (("batch", early), (f"batch {LONG_BATCH_AGE_S} s", steady))
+
+
+def fleet_mix(early_min_s: float | None = None) -> tuple[tuple[str, float], ...]:
+    """The simulated fleet's mean machine (one of each kind) in the default profile."""
+    totals: Counter[str] = Counter()
+    for equipment in FLEET_MIX:
+        totals.update(replay_day(equipment, early_min_s))
+    mean = Counter({k: v / len(FLEET_MIX) for k, v in totals.items()})
+    return day_mix(mean)
+
+
 def designs(m: Measured) -> list[Design]:
-    """What the code does, each option alone, and combinations (none of them built)."""
-    cap = f"batch {m.cap_readings * READING_INTERVAL_S:.0f} s"
-    long = f"batch {LONG_BATCH_AGE_S:.0f} s"
-    # Health every 5 min keeps the 10-minute offline rule safe with last seen every 10 min:
-    # a live machine's last seen is then at most 15 min old, under the 20 min the check allows.
-    lean: dict[str, Any] = {
-        "health_interval_s": 300.0,
-        "seen_refresh_s": 600.0,
-        "rollups_daily": True,
-        "platform_logs": False,
-        "info_logs": False,
-        "trace_ingest": False,
-        "seen_index_by_time": False,
-        "health_item_interval_s": 1800.0,
-    }
-    minutes = LONG_BATCH_AGE_S // 60
+    """The default profile as shipped (fleet mix, steady and moving machines), the `live`
+    profile, and options that change configuration only."""
+    health = float(agent_default("health_interval_s"))
+    live = Design(
+        "live profile: a batch and a health message a minute",
+        mix=(("batch", MONTH_S / 60),),
+        health_interval_s=60.0,
+    )
+    shipped = fleet_mix()
+    early_5 = fleet_mix(300.0)
     return [
-        Design("as built (agent defaults: 60 s batches, health every 60 s)"),
-        Design("A. hot store: one item per batch, readings as JSON text", hot_store="batch"),
-        Design("A'. same, zlib-compressed", hot_store="batch-zlib"),
-        Design("B. no hot store (the API reads raw S3 objects)", hot_store="none"),
-        Design(f"C. batches at the 4.8 KB budget ({cap.split()[1]} s)", batch_kind=cap),
-        Design(f"D. {minutes:.0f}-minute batches (40 KB budget)", batch_kind=long),
-        Design("E. health every 5 min", health_interval_s=300.0),
-        Design("F. last seen rewritten every 10 min", seen_refresh_s=600.0),
-        Design("G. rollups once a day, yesterday only", rollups_daily=True),
-        Design("H. no platform or INFO log lines", platform_logs=False, info_logs=False),
-        Design("I. no X-Ray tracing on ingest", trace_ingest=False),
-        Design("J. last-seen index not keyed by time", seen_index_by_time=False),
-        Design("K. raw batches through Firehose (5 min objects)", raw="firehose"),
-        Design("L. health item rewritten at most every 30 min", health_item_interval_s=1800.0),
-        Design("C + A' + E-J + L", batch_kind=cap, hot_store="batch-zlib", **lean),
-        Design("D + A' + E-J + L", batch_kind=long, hot_store="batch-zlib", **lean),
-        Design("D + B + E-J + L", batch_kind=long, hot_store="none", **lean),
         Design(
-            "C + A' + E-L (with K)", batch_kind=cap, hot_store="batch-zlib", raw="firehose", **lean
+            "default profile, as shipped: the simulated fleet's mean machine",
+            mix=shipped,
+            health_interval_s=health,
         ),
         Design(
-            "D + A' + E-L (with K)", batch_kind=long, hot_store="batch-zlib", raw="firehose", **lean
+            "default profile, a steady machine (site cabin)",
+            mix=day_mix(replay_day("site-cabin")),
+            health_interval_s=health,
+        ),
+        Design(
+            "default profile, a working excavator",
+            mix=day_mix(replay_day("excavator")),
+            health_interval_s=health,
+        ),
+        live,
+        Design(
+            "default, early batches at most every 5 min (early_min_interval_s = 300)",
+            mix=early_5,
+            health_interval_s=health,
+        ),
+        Design(
+            "default, early batches every 15 min at most (early_min_interval_s = 900)",
+            mix=fleet_mix(900.0),
+            health_interval_s=health,
         ),
     ]
 
@@ -1428,7 +1415,14 @@ def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
     print_measured(model)
     options = designs(m)
     now = options[0]
-    device = table(model.device_lines(now), "Per device-month, as built (grows with devices):")
+    for reasons_of in FLEET_MIX:
+        reasons = replay_day(reasons_of)
+        print(
+            f"  default profile, {reasons_of}: {sum(reasons.values())} batches a day "
+            f"({reasons['age']} at 15 min, {reasons['full']} full, {reasons['moved']} early: "
+            "a value moved past its deadband)"
+        )
+    device = table(model.device_lines(now), f"Per device-month, {now.name} (grows with devices):")
     fixed = table(
         model.fixed_lines(now, idle=False),
         "Fixed per month, whole fleet (scheduled functions, alarms, metrics):",
@@ -1439,20 +1433,19 @@ def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
         f"${per_device:.4f} (target <= $0.05: {'met' if per_device <= 0.05 else 'NOT met'}); "
         f"{FLEET:,} devices: ${per_device * FLEET:,.2f} a month"
     )
-    _, ms, _ = model.rollup_per_machine(now, READING_INTERVAL_S * m.readings["batch"])
-    print(
-        f"A scheduled rollup run at {FLEET:,} devices would take about {ms * FLEET / 1000:,.0f} s "
-        f"(modelled); the function's timeout is {facts.timeout_s['RollupsFunction']} s."
-    )
+    live = next(d for d in options if d.name.startswith("live profile"))
+    dev, fix, tot = model.total(live)
+    print(f"Per device-month at {FLEET:,} devices, {live.name}: {dev:.4f} + {fix:.4f} = ${tot:.4f}")
+    table(model.device_lines(live), f"Per device-month, {live.name}:")
     idle_lines = model.fixed_lines(now, idle=True)
     table(idle_lines, "Idle, no device sending (schedules, alarms and metrics keep running):")
     print(f"  with the never-expiring free tiers: ${_idle_free(idle_lines):.4f} a month")
     print(
-        f"  once machines have sent data, each rollup run lists every machine's partitions: "
-        f"+${_idle_rollup_per_thing(model) * FLEET:.2f} a month for {FLEET:,} silent machines"
+        "  silent machines add nothing: the rollups query only the machines heard from "
+        "since the day began"
     )
     print_storage(model, now)
-    print(f"\nDesign options (none built), per device-month at {FLEET:,} devices:")
+    print(f"\nProfiles and options, per device-month at {FLEET:,} devices:")
     print(f"  {'option':<62} {'device':>8} {'fixed':>8} {'total':>8}  target")
     for d in options:
         dev, fix, tot = model.total(d)
@@ -1487,23 +1480,12 @@ def _idle_free(lines: list[Line]) -> float:
     return usd
 
 
-def _idle_rollup_per_thing(model: Model) -> float:
-    one, idle = model.m.mean("rollups, 1 machine"), model.m.mean("idle RollupsFunction")
-    lists = sum(
-        u.requests for (_, s, op, _), u in usage_delta(one, idle).items() if op == "ListObjectsV2"
-    )
-    runs = MONTH_S / model.f.rate_s["RollupsFunction"]
-    seconds = lists * AWS_LATENCY_MS["s3.ListObjectsV2"] / 1000
-    gb_s = runs * seconds * model.f.memory_mb["RollupsFunction"] / 1024
-    return runs * lists * S3_PUT_OR_LIST + gb_s * LAMBDA_GB_SECOND_ARM
-
-
 def print_storage(model: Model, d: Design) -> None:
-    batch_s = model.m.readings[d.batch_kind] * READING_INTERVAL_S
-    monthly = MONTH_S / batch_s * model.raw_bytes(d.batch_kind) / 1e9
+    objects, size = model.raw_month(d)
+    monthly = size / 1e9
     print(
         f"\nRaw data in S3 over the first year ({monthly * 1000:.1f} MB per device-month, "
-        f"{MONTH_S / batch_s:,.0f} objects; hot store and alerts stay flat):"
+        f"{objects:,.0f} objects; hot store and alerts stay flat):"
     )
     fleet = f"GB, {FLEET:,} devices"
     print(

@@ -91,6 +91,8 @@ class Scenario:
     reporting: str = "default"
     health_s: float | None = None
     ramp_s: float = 60.0
+    # Seconds between two readings of one sensor (the agent's default is 1).
+    interval_s: float = 1.0
 
     def cadence(self) -> str:
         from device.config import REPORTING_PROFILES, AgentConfig
@@ -100,16 +102,21 @@ class Scenario:
         health = health if self.health_s is None else self.health_s
         budget = AgentConfig.__dataclass_fields__["batch_max_bytes"].default
         profile = f"`{self.reporting}` profile, " if self.batch_age_s is None else ""
-        return f"{profile}batches <= {age:g} s / {budget:,} B, health every {health:g} s"
+        return (
+            f"{profile}batches <= {age:g} s / {budget:,} B, health every {health:g} s, "
+            f"each sensor read every {self.interval_s:g} s"
+        )
 
 
 SCENARIOS = {
     # The old design's interval: a batch every 5 s, health every minute.
     "quick": Scenario(100, 60, 1000, batch_age_s=5, health_s=60, ramp_s=5),
     "100": Scenario(100, 300, 1000, batch_age_s=5, health_s=60, ramp_s=5),
-    # The agent as shipped (report by exception), and its `live` profile.
-    "1000": Scenario(1000, 600, 2000),
-    "1000-live": Scenario(1000, 600, 2000, reporting="live"),
+    # The agent as shipped (report by exception), and its `live` profile, each sensor read
+    # every 10 s (the cost model's one reading per 5 s per machine): 1,000 agents reading
+    # every second need more than this machine's two cores by themselves (docs/performance.md).
+    "1000": Scenario(1000, 600, 2000, interval_s=10.0),
+    "1000-live": Scenario(1000, 600, 2000, reporting="live", interval_s=10.0),
 }
 
 
@@ -268,6 +275,83 @@ class StackProcess:
         return sum(1 for line in text.splitlines() if line.startswith(("ERROR", "WARNING")))
 
 
+# ---------- the broker's own limit ----------
+FLOOD_S = 10.0
+FLOOD_CONNECTIONS = 8
+FLOOD_IN_FLIGHT = 100  # per connection; the client queues what the broker's window cannot take
+
+
+@dataclass
+class Flood:
+    messages: int
+    payload: int
+    seconds: float
+    refused: int
+
+    @property
+    def per_s(self) -> float:
+        return self.messages / self.seconds
+
+
+def broker_limit(info: StackInfo, payload_bytes: int) -> Flood:
+    """QoS 1 publishes as fast as the broker acknowledges them, from several machines' own mTLS
+    connections, on a topic the ACL refuses: Mosquitto does all of a publish's work (TLS, parsing,
+    ACL, PUBACK) except delivering it, so nothing reaches the rules engine or the stack."""
+    from awscrt import mqtt5
+    from awsiot import mqtt5_client_builder
+
+    bundles = sorted(Path(info.state_dir, "certs").glob("*/*.pem"))
+    certs = [p for p in bundles if p.with_suffix(".key").exists()][:FLOOD_CONNECTIONS]
+    if not certs:
+        raise BenchError(f"no device certificate under {info.state_dir}/certs for the flood")
+    payload = b"x" * payload_bytes
+    counts = {"acked": 0, "refused": 0}
+    lock = threading.Lock()
+    clients = []
+    for cert in certs:
+        up = threading.Event()
+        client = mqtt5_client_builder.mtls_from_path(
+            endpoint=info.broker_host,
+            port=info.broker_port,
+            cert_filepath=str(cert),
+            pri_key_filepath=str(cert.with_suffix(".key")),
+            ca_filepath=info.ca_file,
+            client_id=cert.stem,
+            on_lifecycle_connection_success=lambda _, up=up: up.set(),
+        )
+        client.start()
+        if not up.wait(10):
+            raise BenchError(f"flood client {cert.stem} could not connect")
+        clients.append(client)
+    slots = threading.Semaphore(FLOOD_IN_FLIGHT * len(clients))
+
+    def done(future: Any) -> None:
+        result = future.result()
+        code = int(getattr(getattr(result, "puback", None), "reason_code", 0) or 0)
+        with lock:
+            counts["refused" if code >= 0x80 else "acked"] += 1
+        slots.release()
+
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < FLOOD_S:
+        slots.acquire()
+        client = clients[sent % len(clients)]
+        packet = mqtt5.PublishPacket(
+            topic="dt/chantier/flood/not-mine/telemetry",
+            payload=payload,
+            qos=mqtt5.QoS.AT_LEAST_ONCE,
+        )
+        client.publish(packet).add_done_callback(done)
+        sent += 1
+    for _ in range(FLOOD_IN_FLIGHT * len(clients)):
+        slots.acquire(timeout=10)
+    seconds = time.monotonic() - started
+    for client in clients:
+        client.stop()
+    return Flood(counts["acked"] + counts["refused"], payload_bytes, seconds, counts["refused"])
+
+
 # ---------- one run ----------
 def run(scenario: Scenario, ramp_s: float, processes: int, progress: bool, keep: bool) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
@@ -289,7 +373,7 @@ def run(scenario: Scenario, ramp_s: float, processes: int, progress: bool, keep:
         opts = SimulateOptions(
             devices=scenario.devices,
             duration_s=scenario.duration_s,
-            interval_s=1.0,
+            interval_s=scenario.interval_s,
             state=Path(info.state_dir),
             fleet="fleet",
             site="fleet-bench",
@@ -307,7 +391,18 @@ def run(scenario: Scenario, ramp_s: float, processes: int, progress: bool, keep:
         meter.stop()
         if stop.is_set():
             raise BenchError(f"the run exceeded its bound of {budget:.0f} s: see {root}")
+        # Payloads the size of the run's mean batch: about 95 B a reading and 250 B of envelope.
+        counts = [item.readings for item in simulation.landed] or [50]
+        flood = broker_limit(info, int(250 + 95 * sum(counts) / len(counts)))
         report(scenario, ramp_s, summary, simulation, meter, stack, load_before)
+        elapsed = max(1.0, (simulation.stopped_at or 0.0) - (simulation.started_at or 0.0))
+        print(
+            f"  throughput while running: {summary.landed / elapsed:.1f} batches/s landed; the "
+            f"broker alone, measured after the run on {FLOOD_CONNECTIONS} connections of the "
+            f"same machines: {flood.per_s:,.0f} publishes/s of {flood.payload:,} B "
+            f"({flood.per_s * flood.payload / 1e6:.1f} MB/s; QoS 1, refused by the ACL so that "
+            "nothing is delivered on)"
+        )
         failed = keep or not summary.ok  # a loss keeps the logs
 
 
@@ -335,8 +430,8 @@ def report(
     met = lost == 0 and s.lost_batches == 0 and (running["p99"] or 0) <= scenario.p99_target_ms
     print(
         f"fleet on the local stack: {scenario.devices} machines, {scenario.duration_s:.0f} s "
-        f"after a {ramp_s:.0f} s ramp, {scenario.cadence()}, 1 reading/s per sensor; agents "
-        f"in {simulation.opts.processes} process(es)"
+        f"after a {ramp_s:.0f} s ramp, {scenario.cadence()}; agents in "
+        f"{simulation.opts.processes} process(es)"
     )
     print(
         f"  readings taken {s.readings}; acknowledged {s.acknowledged_readings} in "
@@ -408,6 +503,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds after the ramp")
     parser.add_argument("--batch-age", type=float, help="seconds a batch may wait")
     parser.add_argument("--health", type=float, help="seconds between health messages")
+    parser.add_argument("--interval", type=float, help="seconds between readings of a sensor")
     parser.add_argument(
         "--ramp", type=float, help="seconds over which machines start (default: the scenario's)"
     )
@@ -428,6 +524,7 @@ def main() -> None:
         reporting=base.reporting,
         health_s=args.health or base.health_s,
         ramp_s=base.ramp_s if args.ramp is None else args.ramp,
+        interval_s=args.interval or base.interval_s,
     )
     for name, value in (("--devices", scenario.devices), ("--duration", scenario.duration_s)):
         if value <= 0:
