@@ -95,3 +95,35 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     if broker_pid.exists():
         pid = int(broker_pid.read_text().strip() or 0)
         assert pid == 0 or not Path(f"/proc/{pid}").exists(), "mosquitto still runs"
+
+
+def test_keep_leaves_the_stack_and_dashboard_up_until_ctrl_c(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    process = subprocess.Popen(
+        [str(CHANTIER), "demo", "--devices", "1", "--duration", "3", "--keep",
+         "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        assert process.stdout is not None
+        seen = ""
+        while time.monotonic() < deadline and "stays up" not in seen:
+            seen += process.stdout.readline()
+        assert "summary" in seen and "stays up (--keep)" in seen, seen
+        status = _run(["stack", "status"], tmp_path, 30)
+        assert status.returncode == 0 and "dashboard" in status.stdout, status.stderr
+        time.sleep(2)
+        assert process.poll() is None, "the demo ended though --keep was given"
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode in (0, 1)
+    assert not (state / "stack.json").exists()
