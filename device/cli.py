@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -14,6 +13,9 @@ from typing import Any
 from device.config import DEFAULT_PATH, ENV_KEYS, ENV_PREFIX, AgentConfig, ConfigError, load_config
 
 log = logging.getLogger("chantier.agent")
+
+# check-config's exit status (documented in its --help and docs/field-install.md)
+EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 
 
 def register(subparsers: Any) -> None:
@@ -39,11 +41,25 @@ def register(subparsers: Any) -> None:
     with_config(run)
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("check-config", help="check the configuration and the files it names")
+    check = sub.add_parser(
+        "check-config",
+        help="check the configuration, files, state folder and sensors, without the network",
+        description="Check everything that can be checked without the network, and report "
+        "every problem at once: the TOML, each key's type and range (a misspelt key gets the "
+        "closest known one), environment overrides, the certificate, key and root CA (present, "
+        "readable, matching, key mode, validity dates), the state folder, the rules file and "
+        "the sensors its rules expect, the I2C buses and chips, the endpoint and the clock.",
+        epilog=f"exit status: {EXIT_OK} ready (warnings may be printed), {EXIT_ERRORS} errors "
+        f"found (the agent would not start), {EXIT_UNREADABLE} the configuration file is "
+        "missing, unreadable or not TOML",
+    )
     with_config(check)
     check.set_defaults(func=cmd_check_config)
 
-    status = sub.add_parser("status", help="queue depth, oldest reading, drops, sensors")
+    status = sub.add_parser(
+        "status",
+        help="connection, last error, clock, queue, sensors (the agent need not run)",
+    )
     with_config(status)
     status.add_argument("--state-dir", type=Path, help="read this state directory instead")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -75,7 +91,8 @@ def _load(path: Path) -> AgentConfig | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"configuration error: {problem}", file=sys.stderr)
         return None
 
 
@@ -97,7 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         agent = build_agent(config, on_event=notifier.on_event)
     except Exception as exc:
-        log.error("cannot start", extra={"event": "start-failed", "error": str(exc)})
+        cause = _start_failure(config, exc)
+        log.error(f"cannot start: {cause}", extra={"event": "start-failed", "error": str(exc)})
         return 1
     notifier.watch(agent, stop)
     try:
@@ -110,43 +128,65 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_failure(config: AgentConfig, exc: Exception) -> str:
+    """The certificate, key or CA problem behind a failed start, else the error itself."""
+    from device.preflight import ERROR, pem_findings
+
+    try:
+        found = [f.message for f in pem_findings(config) if f.level == ERROR]
+    except Exception:  # the diagnosis must not hide the failure it explains
+        found = []
+    return "; ".join(found) + f" ({exc})" if found else str(exc)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Load the configuration and check the files it names exist and can be read."""
-    config = _load(args.config)
-    if config is None:
-        return 2
-    problems = []
-    for what in ("cert", "key", "ca"):
-        path: Path = getattr(config, what)
-        try:
-            with open(path, "rb") as f:
-                head = f.read(64)
-            if b"-----BEGIN" not in head:
-                problems.append(f"{config.source}: key {what}: {path} is not a PEM file")
-        except OSError as exc:
-            problems.append(f"{config.source}: key {what}: cannot read {path}: {exc.strerror}")
-    if config.rules_file is not None and not config.rules_file.is_file():
-        problems.append(f"{config.source}: key rules_file: {config.rules_file} does not exist")
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    """Check the configuration, the files and devices it names, all at once; exit 0, 1 or 2."""
+    from device.config import check_mapping, read_toml
+    from device.preflight import ERROR, NOTE, preflight
+
+    try:
+        data = read_toml(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    config, problems = check_mapping(data, source=str(args.config), base=args.config.parent)
+    findings = [(ERROR, problem) for problem in problems]
+    findings += [(f.level, f.message) for f in preflight(config)]
+    for level, message in findings:
+        print(f"{level}: {message}", file=sys.stdout if level == NOTE else sys.stderr)
+    errors = sum(level == ERROR for level, _ in findings)
+    warnings = len([level for level, _ in findings if level not in (ERROR, NOTE)])
+    if errors:
+        print(
+            f"{args.config}: {_count(errors, 'error')}, {_count(warnings, 'warning')}: "
+            "the agent would not start",
+            file=sys.stderr,
+        )
+        return EXIT_ERRORS
     print(
-        f"{config.source}: thing {config.thing}, site {config.site}, {config.equipment}, "
-        f"{config.endpoint}:{config.port}, state in {config.state_dir}, "
-        f"{len(config.sensors)} sensor(s): "
-        + ", ".join(f"{s.name} ({s.driver})" for s in config.sensors)
+        f"{args.config}: ready ({_count(warnings, 'warning')}): thing {config.thing}, site "
+        f"{config.site}, {config.equipment}, {config.endpoint}:{config.port}, state in "
+        f"{config.state_dir}, sensors "
+        + ", ".join(f"{s.name} ({_sensor_place(s)})" for s in config.sensors)
     )
-    return 1 if problems else 0
+    return EXIT_OK
 
 
-def _ms(value: Any) -> str:
-    if not isinstance(value, int):
-        return "never"
-    return dt.datetime.fromtimestamp(value / 1000, dt.UTC).isoformat(timespec="seconds")
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _sensor_place(sensor: Any) -> str:
+    if sensor.driver != "bme280":
+        return sensor.driver
+    bus = "emulated bus" if sensor.bus == "emulated" else f"/dev/i2c-{sensor.bus}"
+    return f"BME280 0x{sensor.address:02x} on {bus}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Queue and sensor state read from the state directory; the agent need not run."""
+    """Connection, clock, queue and sensors from the state folder; the agent need not run."""
     from device.queue import QueueError, read_status
+    from device.status_view import render, summarise
 
     state_dir = args.state_dir
     if state_dir is None:
@@ -162,25 +202,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     except Exception as exc:  # a corrupt file: the agent sets it aside at its next start
         print(f"status: cannot read the queue in {state_dir}: {exc}", file=sys.stderr)
         return 1
+    summary = summarise(status, int(time.time() * 1000))
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(json.dumps({**status, **summary}, indent=2))
         return 0
-    agent = status.get("agent") or {}
-    print(f"queue depth      {status['depth']} readings ({status['batches']} batches formed)")
-    print(f"oldest reading   {_ms(status['oldest_reading_ms'])}")
-    print(f"dropped (total)  {status['dropped_total']}")
-    print(f"last publish     {_ms(agent.get('lastPublishMs'))}")
-    print(f"last ack         {_ms(agent.get('lastAckMs'))}")
-    saved = agent.get("savedAtMs")
-    if isinstance(saved, int):
-        age = time.time() - saved / 1000
-        print(f"agent            boot {agent.get('boot')}, status saved {age:.0f} s ago")
-    for sensor in agent.get("sensors", []):
-        error = f", last error: {sensor['lastError']}" if sensor.get("lastError") else ""
-        print(
-            f"sensor {sensor['sensorId']:<10} {sensor['status']}, "
-            f"{sensor['readings']} readings, {sensor['errors']} errors{error}"
-        )
+    print("\n".join(render(summary)))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -61,7 +62,15 @@ FAULT_KINDS = ("overheat", "freeze", "condensation", "stuck", "dropout", "spikes
 
 
 class ConfigError(ValueError):
-    """The agent configuration is missing, unreadable or has a wrong value."""
+    """The agent configuration is missing, unreadable or has wrong values (all of them listed)."""
+
+    def __init__(
+        self, message: str, *, problems: list[str] | None = None, partial: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
+        # what could be read, bad values as INVALID: for check-config's further checks only
+        self.partial = partial
 
 
 @dataclass(frozen=True)
@@ -138,111 +147,171 @@ class AgentConfig:
         return sensor.interval_s if sensor.interval_s is not None else self.sample_interval_s
 
 
-class _Reader:
-    """Typed access to one TOML table, every error naming file and key."""
+class _Invalid:
+    """Stands for a value that failed its check, so the rest can still be checked."""
 
-    def __init__(self, source: str, table: Mapping[str, Any], where: str = "") -> None:
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+INVALID: Any = _Invalid()
+
+
+class _Problems:
+    """Every problem found in one configuration, and where each value came from."""
+
+    def __init__(self, source: str, env_names: Mapping[str, str]) -> None:
         self.source = source
+        self.env_names = env_names  # top-level key -> environment variable that set it
+        self.messages: list[str] = []
+
+    def bad_value(self, where: str, key: str, expected: str, got: object = None) -> None:
+        variable = None if where else self.env_names.get(key)
+        if variable is not None:
+            self.messages.append(
+                f"environment {variable}={got!r} (overrides key {key} of {self.source}): "
+                f"expected {expected}"
+            )
+            return
+        shown = f", got {got!r}" if got is not None else ""
+        self.messages.append(f"{self.source}: key {where}{key}: expected {expected}{shown}")
+
+    def unknown_key(self, where: str, key: str, hint: str) -> None:
+        self.messages.append(f"{self.source}: key {where}{key}: not a configuration key ({hint})")
+
+
+class _Reader:
+    """Typed access to one TOML table; each bad value is recorded and read as INVALID."""
+
+    def __init__(self, problems: _Problems, table: Mapping[str, Any], where: str = "") -> None:
+        self.problems = problems
         self.table = table
         self.where = where
         self.used: set[str] = set()
 
-    def fail(self, key: str, expected: str, got: object = None) -> ConfigError:
-        shown = f", got {got!r}" if got is not None else ""
-        return ConfigError(f"{self.source}: key {self.where}{key}: expected {expected}{shown}")
+    def fail(self, key: str, expected: str, got: object = None) -> Any:
+        self.problems.bad_value(self.where, key, expected, got)
+        return INVALID
 
     def raw(self, key: str, default: Any = ..., expected: str = "a value") -> Any:
         self.used.add(key)
         if key in self.table:
             return self.table[key]
         if default is ...:
-            raise self.fail(key, f"{expected} (the key is required)")
+            return self.fail(key, f"{expected} (the key is required)")
         return default
+
+    def _given(self, value: Any, default: Any) -> bool:
+        """False when the value is the default (or already failed): nothing to check."""
+        return value is not INVALID and not (value is default and default is not ...)
 
     def string(self, key: str, default: Any = ..., choices: tuple[str, ...] = ()) -> Any:
         expected = f"one of {', '.join(choices)}" if choices else "a string"
         value = self.raw(key, default, expected)
-        if value is None or (value is default and default is not ...):
+        if value is None or not self._given(value, default):
             return value
         if not isinstance(value, str) or (choices and value not in choices):
-            raise self.fail(key, expected, value)
+            return self.fail(key, expected, value)
         return value
 
     def name(self, key: str, default: Any = ...) -> Any:
         value = self.raw(key, default, "a name")
-        if value is default and default is not ...:
+        if not self._given(value, default):
             return value
         if not is_name(value):
-            raise self.fail(
+            return self.fail(
                 key, "1-64 lowercase letters, digits and dashes, no dash at either end", value
             )
         return value
 
     def integer(self, key: str, default: Any = ..., low: int = 0, high: int | None = None) -> Any:
         value = self.raw(key, default, "an integer")
-        if value is default and default is not ...:
+        if not self._given(value, default):
             return value
         if isinstance(value, str):
             try:
                 value = int(value, 0)
             except ValueError:
-                raise self.fail(key, "an integer", value) from None
+                return self.fail(key, "an integer", value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, "an integer", value)
+            return self.fail(key, "an integer", value)
         if value < low or (high is not None and value > high):
             bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise self.fail(key, f"an integer {bound}", value)
+            return self.fail(key, f"an integer {bound}", value)
         return value
 
     def number(self, key: str, default: Any = ..., low: float = 0.0, high: float = 1e9) -> Any:
         value = self.raw(key, default, "a number")
-        if value is default and default is not ...:
+        if not self._given(value, default):
             return value
         if isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
-                raise self.fail(key, "a number", value) from None
+                return self.fail(key, "a number", value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, "a number", value)
+            return self.fail(key, "a number", value)
         if not low <= float(value) <= high:
-            raise self.fail(key, f"a number between {low:g} and {high:g}", value)
+            return self.fail(key, f"a number between {low:g} and {high:g}", value)
         return float(value)
 
     def path(self, key: str, base: Path, default: Any = ...) -> Any:
         value = self.raw(key, default, "a file path")
-        if value is None or (value is default and default is not ...):
+        if value is None or not self._given(value, default):
             return value
         if not isinstance(value, str) or not value:
-            raise self.fail(key, "a file path", value)
+            return self.fail(key, "a file path", value)
         candidate = Path(value).expanduser()
         return candidate if candidate.is_absolute() else base / candidate
 
     def choice_int(self, key: str, default: int, choices: tuple[int, ...]) -> int:
         value = self.raw(key, default)
         if isinstance(value, bool) or value not in choices:
-            raise self.fail(key, f"one of {', '.join(map(str, choices))}", value)
+            return self.fail(key, f"one of {', '.join(map(str, choices))}", value)
         return int(value)
 
     def check_unknown(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.fail(unknown[0], "a known key (is it misspelt?)", None)
+        """Keys nobody asked for: a typo, named with the closest known key."""
+        for key in sorted(set(self.table) - self.used):
+            close = difflib.get_close_matches(str(key), sorted(self.used), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "see agent.example.toml for the keys"
+            self.problems.unknown_key(self.where, key, hint)
 
 
 def load_config(path: Path = DEFAULT_PATH, env: Mapping[str, str] | None = None) -> AgentConfig:
-    """Read and check the agent configuration; environment CHANTIER_AGENT_<KEY> wins."""
-    env = os.environ if env is None else env
-    path = Path(path)
+    """Read and check the agent configuration; environment CHANTIER_AGENT_<KEY> wins.
+
+    Raises ConfigError listing every problem found (one per line in its message)."""
+    return config_from_mapping(read_toml(path), source=str(path), base=Path(path).parent, env=env)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The configuration file as a dict; ConfigError when it is missing, unreadable or not TOML."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: the configuration file does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_mapping(data, source=str(path), base=path.parent, env=env)
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    """Keys set from the environment: key -> variable name."""
+    return {key: ENV_PREFIX + key.upper() for key in ENV_KEYS if ENV_PREFIX + key.upper() in env}
+
+
+def unknown_env(env: Mapping[str, str]) -> list[str]:
+    """CHANTIER_AGENT_* variables that set nothing, each with the closest known one."""
+    known = [ENV_PREFIX + key.upper() for key in ENV_KEYS]
+    found = []
+    for name in sorted(v for v in env if v.startswith(ENV_PREFIX) and v not in known):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        found.append(
+            f"{name} is set but sets nothing" + (f" (did you mean {close[0]}?)" if close else "")
+        )
+    return found
 
 
 def config_from_mapping(
@@ -253,25 +322,41 @@ def config_from_mapping(
     env: Mapping[str, str] | None = None,
 ) -> AgentConfig:
     """Check an already parsed configuration (the TOML document as a dict)."""
+    config, problems = check_mapping(data, source=source, base=base, env=env)
+    if problems:
+        raise ConfigError("\n".join(problems), problems=problems, partial=config)
+    return config
+
+
+def check_mapping(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<mapping>",
+    base: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[AgentConfig, list[str]]:
+    """The configuration and every problem in it; values with a problem are INVALID."""
+    env = os.environ if env is None else env
     merged = dict(data)
-    for key in ENV_KEYS:
-        value = (env or {}).get(ENV_PREFIX + key.upper())
-        if value is not None:
-            merged[key] = value
+    env_names = env_overrides(env)
+    for key, variable in env_names.items():
+        merged[key] = env[variable]
+    problems = _Problems(source, env_names)
     base = base or Path.cwd()
-    r = _Reader(source, merged)
+    r = _Reader(problems, merged)
     equipment = r.string("equipment", choices=EQUIPMENT)
     run_id = r.raw("run_id", None)
     if run_id is not None and (not isinstance(run_id, str) or not run_id):
-        raise r.fail("run_id", "a non-empty string of letters, digits, _ and -", run_id)
+        run_id = r.fail("run_id", "a non-empty string of letters, digits, _ and -", run_id)
     batch_max_bytes = r.integer(
         "batch_max_bytes", DEFAULT_BATCH_MAX_BYTES, low=512, high=MAX_MESSAGE_BYTES
     )
     profile = r.string("profile", "default", choices=tuple(REPORTING_PROFILES))
-    max_age_default, health_default = REPORTING_PROFILES[profile]
+    max_age_default, health_default = REPORTING_PROFILES.get(profile, REPORTING_PROFILES["default"])
     sensors_raw = r.raw("sensors", [])
     if not isinstance(sensors_raw, list) or not sensors_raw:
-        raise r.fail("sensors", "at least one [[sensors]] table", None)
+        sensors_raw = []
+        r.fail("sensors", "at least one [[sensors]] table", None)
     config = AgentConfig(
         thing=r.name("thing"),
         site=r.name("site"),
@@ -299,34 +384,59 @@ def config_from_mapping(
         log_level=r.string("log_level", "info", choices=("debug", "info", "warning", "error")),
         reconnect_min_s=r.number("reconnect_min_s", 1.0, low=0.05, high=600),
         reconnect_max_s=r.number("reconnect_max_s", 60.0, low=0.1, high=3600),
-        sensors=tuple(_sensor(source, i, item, equipment) for i, item in enumerate(sensors_raw)),
+        sensors=tuple(
+            s
+            for i, item in enumerate(sensors_raw)
+            if (s := _sensor(problems, i, item, equipment)) is not None
+        ),
         source=source,
     )
     r.check_unknown()
-    names = [s.name for s in config.sensors]
-    for i, sensor_name in enumerate(names):
-        if sensor_name in names[:i]:
-            raise r.fail(f"sensors[{i}].name", "a name used by no other sensor", sensor_name)
-    return config
+    _check_sensor_set(r, config.sensors)
+    return config, problems.messages
 
 
-def _sensor(source: str, index: int, item: object, equipment: str) -> SensorConfig:
+def _check_sensor_set(r: _Reader, sensors: tuple[SensorConfig, ...]) -> None:
+    """Names used once; two BME280s never at the same address of the same bus."""
+    names: set[str] = set()
+    places: dict[tuple[object, int], str] = {}
+    for i, sensor in enumerate(sensors):
+        if sensor.name is not INVALID and sensor.name in names:
+            r.fail(f"sensors[{i}].name", "a name used by no other sensor", sensor.name)
+        names.add(sensor.name)
+        if sensor.driver != "bme280" or INVALID in (sensor.bus, sensor.address):
+            continue
+        place = (sensor.bus, sensor.address)
+        if place in places:
+            r.fail(
+                f"sensors[{i}].address",
+                f"an address no other BME280 uses on bus {sensor.bus} (sensor {places[place]} "
+                "is there; wire SDO to 3.3 V for 0x77)",
+                sensor.address,
+            )
+        places.setdefault(place, sensor.name)
+
+
+def _sensor(problems: _Problems, index: int, item: object, equipment: str) -> SensorConfig | None:
     where = f"sensors[{index}]."
     if not isinstance(item, Mapping):
-        raise ConfigError(f"{source}: key sensors[{index}]: expected a table, got {item!r}")
-    r = _Reader(source, item, where)
+        problems.bad_value("", f"sensors[{index}]", "a table", item)
+        return None
+    r = _Reader(problems, item, where)
     driver = r.string("driver", "simulated", choices=DRIVERS)
     bus = r.raw("bus", 1)
     if driver == "bme280" and not (
         bus == "emulated" or (isinstance(bus, int) and not isinstance(bus, bool) and bus >= 0)
     ):
-        raise r.fail("bus", 'an I2C bus number (e.g. 1 for /dev/i2c-1) or "emulated"', bus)
+        bus = r.fail("bus", 'an I2C bus number (e.g. 1 for /dev/i2c-1) or "emulated"', bus)
     address = r.integer("address", 0x76)
-    if address not in (0x76, 0x77):
-        raise r.fail("address", "0x76 or 0x77 (118 or 119)", address)
+    if address is not INVALID and address not in (0x76, 0x77):
+        address = r.fail("address", "0x76 or 0x77 (118 or 119)", address)
     faults_raw = r.raw("faults", [])
     if not isinstance(faults_raw, list):
-        raise r.fail("faults", "a list of {kind=..., start_s=..., duration_s=...} tables", None)
+        faults_raw = []
+        r.fail("faults", "a list of {kind=..., start_s=..., duration_s=...} tables", None)
+    profile = equipment if equipment is not INVALID else None
     sensor = SensorConfig(
         name=r.name("name"),
         driver=driver,
@@ -337,21 +447,24 @@ def _sensor(source: str, index: int, item: object, equipment: str) -> SensorConf
         oversampling_pressure=r.choice_int("oversampling_pressure", 1, OVERSAMPLING),
         iir_filter=r.choice_int("iir_filter", 0, IIR_FILTER),
         mode=r.string("mode", "forced", choices=MODES),
-        profile=r.string("profile", equipment, choices=EQUIPMENT),
+        profile=r.string("profile", profile, choices=EQUIPMENT),
         placement=r.string("placement", None, choices=PLACEMENTS),
         seed=r.integer("seed", 0, low=-(2**63)),
-        faults=tuple(_fault(source, index, j, f) for j, f in enumerate(faults_raw)),
+        faults=tuple(
+            f for j, item in enumerate(faults_raw) if (f := _fault(problems, index, j, item))
+        ),
         interval_s=r.number("interval_s", None, low=0.001, high=3600),
     )
     r.check_unknown()
     return sensor
 
 
-def _fault(source: str, index: int, j: int, item: object) -> FaultConfig:
+def _fault(problems: _Problems, index: int, j: int, item: object) -> FaultConfig | None:
     where = f"sensors[{index}].faults[{j}]."
     if not isinstance(item, Mapping):
-        raise ConfigError(f"{source}: key {where[:-1]}: expected a table, got {item!r}")
-    r = _Reader(source, item, where)
+        problems.bad_value("", where[:-1], "a table", item)
+        return None
+    r = _Reader(problems, item, where)
     fault = FaultConfig(
         kind=r.string("kind", choices=FAULT_KINDS),
         start_s=r.number("start_s", 0.0, low=0.0),

@@ -27,27 +27,6 @@ def config_file(tmp_path: Path, with_files: bool = True) -> Path:
     return path
 
 
-def test_check_config_ok_and_missing_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["agent", "check-config", "--config", str(config_file(tmp_path))]) == 0
-    assert "thing exc-01" in capsys.readouterr().out
-    other = tmp_path / "b"
-    other.mkdir()
-    assert main(["agent", "check-config", "--config", str(config_file(other, False))]) == 1
-    err = capsys.readouterr().err
-    assert "key cert: cannot read" in err and "device.crt" in err
-
-
-def test_check_config_reports_the_key_at_fault(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = config_file(tmp_path)
-    path.write_text(path.read_text().replace('equipment = "crane"', 'equipment = "tank"'))
-    assert main(["agent", "check-config", "--config", str(path)]) == 2
-    assert "key equipment: expected one of" in capsys.readouterr().err
-
-
 def test_status_reads_the_state_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -101,7 +101,7 @@ def test_bme280_sensor_and_faults(tmp_path: Path) -> None:
         (BASE + 'port = "x"\n', "key port: expected an integer"),
         (BASE.replace("excavator", "bulldozer"), "key equipment: expected one of excavator"),
         (BASE + "batch_max_age_s = -1\n", "key batch_max_age_s: expected a number between"),
-        (BASE + "colour = 1\n", "key colour: expected a known key"),
+        (BASE + "colour = 1\n", "key colour: not a configuration key"),
     ],
 )
 def test_errors_name_file_key_and_expectation(tmp_path: Path, text: str, needle: str) -> None:
@@ -158,3 +158,44 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[3] / "device" / "agent.example.toml"
     config = load_config(example, env={})
     assert config.sensors
+
+
+def test_every_problem_reported_at_once_with_suggestions(tmp_path: Path) -> None:
+    text = (
+        BASE.replace('endpoint = "127.0.0.1"\n', "")
+        + "prot = 8883\nqueue_max_reading = 10\nbatch_max_age_s = -1\n"
+        + '[[sensors]]\nname = "engine"\ndriver = "bme280"\nadress = 0x77\n'
+        + '[[sensors]]\nname = "cabin"\ndriver = "bme280"\n'
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    problems = info.value.problems
+    assert f"{path}: key prot: not a configuration key (did you mean port?)" in problems
+    assert any("key queue_max_reading:" in p and "did you mean queue_max_readings?" in p
+               for p in problems)  # fmt: skip
+    assert any("key endpoint: expected a string (the key is required)" in p for p in problems)
+    assert any("key batch_max_age_s: expected a number between" in p for p in problems)
+    assert any("key sensors[0].adress:" in p and "did you mean address?" in p for p in problems)
+    # both sensors sit at 0x76 once the misspelt address is ignored
+    assert any("key sensors[1].address: expected an address no other BME280 uses" in p
+               for p in problems)  # fmt: skip
+    assert len(problems) == 6
+    assert str(info.value).splitlines() == problems
+
+
+def test_environment_overrides_are_named_in_errors(tmp_path: Path) -> None:
+    from device.config import unknown_env
+
+    path = write(tmp_path, BASE + SENSOR)
+    env = {"CHANTIER_AGENT_PORT": "eighty", "CHANTIER_AGENT_SAMPLE_INTERVAL": "2"}
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env)
+    assert info.value.problems == [
+        f"environment CHANTIER_AGENT_PORT='eighty' (overrides key port of {path}): "
+        "expected an integer"
+    ]
+    assert unknown_env(env) == [
+        "CHANTIER_AGENT_SAMPLE_INTERVAL is set but sets nothing "
+        "(did you mean CHANTIER_AGENT_SAMPLE_INTERVAL_S?)"
+    ]
