@@ -11,8 +11,10 @@ that stays within its bounds. device/bootstrap.py builds it from a configuration
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -24,17 +26,19 @@ from chantier.names import topic
 from chantier.telemetry import encode_message
 from device.batcher import Envelope
 from device.clock import Clock, os_boot_id
+from device.conditions import Condition
 from device.config import AgentConfig
 from device.counters import AgentCounters
 from device.events import EventLog, EventSink
 from device.health import health_message
+from device.link import UP, LinkState
 from device.planning import BatchPlanner, Cadence
 from device.queue import DurableQueue, NewReading
 from device.sampling import Sampler
 from device.schedule import HealthSchedule
 from device.sending import Sender
 from device.sensors.base import Sensor
-from device.transport import Transport
+from device.transport import LinkChange, Transport
 from device.urgency import Urgency
 
 
@@ -46,6 +50,12 @@ STOP_ACK_WAIT_S = 2.0
 STOP_CLIENT_S = 3.0
 STATUS_EVERY_S = 5.0
 LOOP_WAIT_MAX_S = 1.0
+# The queue is said to be filling from this share of queue_max_readings, and no longer once
+# back under the lower one.
+QUEUE_FILLING, QUEUE_RELIEVED = 0.8, 0.5
+# Below this much free space on the state folder's disk, say so before writes start failing.
+DISK_LOW_BYTES = 64 * 1024 * 1024
+DROPS_REPORT_EVERY_S = 600.0
 
 
 class Agent:
@@ -87,6 +97,25 @@ class Agent:
         self._was_synced = False
         # the loop stamps this on every pass; the systemd watchdog only pets a live loop
         self.heartbeat = time.monotonic()
+        self.link = LinkState(
+            self._emit,
+            host=config.endpoint,
+            port=config.port,
+            thing=config.thing,
+            clock_synced=clock.synced,
+            wall_ms=self._wall_ms,
+            monotonic=time.monotonic,
+        )
+        # states that stop data, each one warning when it begins (see device/conditions.py)
+        self._clock_state = Condition(self._emit, "clock-not-synced", "clock-synced")
+        self._queue_state = Condition(self._emit, "queue-filling", "queue-draining")
+        self._disk_state = Condition(self._emit, "disk-low", "disk-ok")
+        self._write_state = Condition(
+            self._emit, "queue-write-failed", "queue-writable", level=logging.ERROR
+        )
+        self._lost_since_write_failed = 0
+        self._drops_reported_at: float | None = None
+        self._drops_unreported = 0
         transport.set_on_connection(self._on_connection)
 
     @property
@@ -117,6 +146,8 @@ class Agent:
             "queue_depth": q.depth if q else 0,
             "dropped": q.dropped_since_open if q else 0,
             "connected": self._connected,
+            "link": self.link.state,
+            "attention": [a["text"] for a in self._attention()],
             "sensors": {name: s.as_dict() for name, s in self.status.items()},
         }
 
@@ -126,11 +157,22 @@ class Agent:
         self._queue = q = DurableQueue(cfg.state_dir, cfg.queue_max_readings)
         if q.set_aside is not None:
             self._emit(
-                "queue-set-aside", logging.ERROR, path=str(q.set_aside), reason=q.set_aside_reason
+                "queue-set-aside",
+                logging.ERROR,
+                text=f"the queue file could not be read ({q.set_aside_reason}): kept as "
+                f"{q.set_aside} for inspection, a fresh queue started; check the SD card",
+                path=str(q.set_aside),
+                reason=q.set_aside_reason,
             )
         orphans = q.stamp_orphans(self.os_boot)
         if orphans:
-            self._emit("orphans-stamped", logging.WARNING, readings=orphans)
+            self._emit(
+                "orphans-stamped",
+                logging.WARNING,
+                text=f"{orphans} readings taken before a reboot while the clock was not "
+                "synchronised are sent with their best-known time",
+                readings=orphans,
+            )
         self._planner = BatchPlanner(
             q, self.envelope, cadence(cfg), self.counters, self._emit, self._mono_ms()
         )
@@ -148,13 +190,16 @@ class Agent:
     def _run_loop(self, stop: threading.Event) -> None:
         q, planner, sender = self._queue, self._planner, self._sender
         assert q is not None and planner is not None and sender is not None
+        names = [s.name for s in self.sampler.sensors]
         self._emit(
             "started",
+            text=f"started: thing {self.config.thing}, sensors {', '.join(names)}, "
+            f"{q.depth} readings queued, version {chantier.__version__}",
             boot=self.boot,
             thing=self.config.thing,
             version=chantier.__version__,
             queue_depth=q.depth,
-            sensors=[s.name for s in self.sampler.sensors],
+            sensors=names,
         )
         self.transport.start()
         self.sampler.start(wake=self._wake.set)
@@ -183,6 +228,7 @@ class Agent:
                         self._publish_health()
                         health.sent(now, version)
                 if now >= status_due:
+                    self._watch(now)
                     self._save_status()
                     status_due = now + STATUS_EVERY_S
                 self._wake.wait(self._next_wait())
@@ -206,21 +252,86 @@ class Agent:
         return self._sender.next_wait(bound)
 
     # -- connection ---------------------------------------------------------------------------
-    def _on_connection(self, up: bool, why: str) -> None:
-        if up == self._connected:
-            if not up:  # another failed attempt while offline: not news
-                logging.getLogger("chantier.agent").debug(
-                    "connect-failed", extra={"event": "connect-failed", "reason": why}
-                )
-            return
-        self._connected = up
-        if up:
-            self._connected_since = self._wall_ms()
-            self._emit("connected", endpoint=self.config.endpoint, port=self.config.port)
-        else:
-            self._connected_since = None
-            self._emit("disconnected", logging.WARNING, reason=why)
+    def _on_connection(self, change: LinkChange) -> None:
+        self.link.on_change(change)
+        if change.up != self._connected:
+            self._connected = change.up
+            self._connected_since = self._wall_ms() if change.up else None
         self._wake.set()
+
+    # -- states that stop data ----------------------------------------------------------------
+    def _watch(self, now: float) -> None:
+        """Say when the clock, the queue or the disk stops data, and when it no longer does."""
+        q = self._queue
+        assert q is not None
+        wall = self._wall_ms()
+        synced = self.clock.synced()
+        self._clock_state.update(
+            not synced,
+            now,
+            wall,
+            text=(
+                f"clock not synchronised (clock_sync = {self.config.clock_sync}): readings are "
+                f"kept on disk ({q.depth} waiting) and stamped once it is, nothing is published "
+                "until then; check timedatectl (System clock synchronized: yes) and that an "
+                "NTP server is reachable"
+            )
+            if not synced
+            else "clock synchronised: queued readings are re-stamped and published",
+        )
+        limit = self.config.queue_max_readings
+        share = q.depth / limit
+        filling = share >= QUEUE_FILLING or (self._queue_state.active and share >= QUEUE_RELIEVED)
+        self._queue_state.update(
+            filling,
+            now,
+            wall,
+            text=(
+                f"queue {share:.0%} full ({q.depth} of {limit} readings): readings are not "
+                f"leaving ({self._why_not_leaving(synced)}); when full, the oldest are dropped"
+            )
+            if filling
+            else f"queue back to {share:.0%} of {limit} readings",
+            depth=q.depth,
+        )
+        try:
+            free = shutil.disk_usage(self.config.state_dir).free
+        except OSError:
+            return
+        low = free < DISK_LOW_BYTES
+        self._disk_state.update(
+            low,
+            now,
+            wall,
+            text=(
+                f"only {free // 2**20} MB free on the disk of {self.config.state_dir}: new "
+                "readings will be lost when it is full; free space on the card"
+            )
+            if low
+            else f"{free // 2**20} MB free on the disk of {self.config.state_dir} again",
+            free_mb=free // 2**20,
+        )
+
+    def _why_not_leaving(self, synced: bool) -> str:
+        if not synced:
+            return "the clock is not synchronised"
+        if self.link.state != UP:
+            cause = self.link.diagnosis.cause if self.link.diagnosis else "not connected yet"
+            return f"no connection: {cause}"
+        return "publishing is slower than sampling"
+
+    def _attention(self) -> list[dict[str, Any]]:
+        """What stops data now, for status: link, clock, queue, disk, failing sensors."""
+        found = []
+        link = self.link.as_dict()
+        if link["state"] != UP and link["cause"]:
+            found.append(
+                {"event": link["state"], "since": link["since"], "text": str(link["cause"])}
+            )
+        for state in (self._clock_state, self._queue_state, self._disk_state, self._write_state):
+            if (active := state.as_dict()) is not None:
+                found.append(active)
+        return found
 
     # -- readings -----------------------------------------------------------------------------
     def _commit(self, readings: list[NewReading]) -> None:
@@ -228,23 +339,36 @@ class Agent:
         q, planner = self._queue, self._planner
         assert q is not None and planner is not None
         before = q.dropped_since_open
+        now = time.monotonic()
         try:
             q.add(readings)
         except (sqlite3.Error, OSError) as exc:
             # disk full or failing card: keep sampling, say loudly what could not be kept
             self.counters.readings_lost += len(readings)
-            self._emit("queue-error", logging.ERROR, error=str(exc), lost=len(readings))
+            self._lost_since_write_failed += len(readings)
+            full = "full" in str(exc) or getattr(exc, "errno", None) == errno.ENOSPC
+            self._write_state.update(
+                True,
+                now,
+                self._wall_ms(),
+                text=f"cannot write readings to {self.config.state_dir}"
+                f"{': disk full' if full else ''} ({exc}); {self._lost_since_write_failed} "
+                "readings lost so far: free space on the card or replace it",
+                lost=self._lost_since_write_failed,
+            )
             return
+        self._write_state.update(
+            False,
+            now,
+            self._wall_ms(),
+            text=f"readings are written again ({self._lost_since_write_failed} were lost)",
+            lost=self._lost_since_write_failed,
+        )
+        self._lost_since_write_failed = 0
         dropped = q.dropped_since_open - before
         self.counters.readings += len(readings)
         if dropped:
-            self._emit(
-                "readings-dropped",
-                logging.WARNING,
-                dropped=dropped,
-                since_boot=q.dropped_since_open,
-                reason="queue full: oldest readings dropped",
-            )
+            self._report_drops(dropped, now)
         planner.observe(readings)
         urgent = [r for r in readings if r.urgent]
         if urgent:
@@ -255,6 +379,26 @@ class Agent:
                 temperature=[r.temperature for r in urgent],
             )
         self._wake.set()
+
+    def _report_drops(self, dropped: int, now: float) -> None:
+        """A full queue drops on every pass: say so at once, then every few minutes."""
+        self._drops_unreported += dropped
+        last = self._drops_reported_at
+        if last is not None and now - last < DROPS_REPORT_EVERY_S:
+            return
+        assert self._queue is not None
+        self._emit(
+            "readings-dropped",
+            logging.WARNING,
+            text=f"queue full ({self.config.queue_max_readings} readings): "
+            f"{self._drops_unreported} oldest readings dropped"
+            + (f" in the last {now - last:.0f} s" if last is not None else "")
+            + f", {self._queue.dropped_since_open} since start; the loss is counted and "
+            "reported in health",
+            dropped=self._drops_unreported,
+            since_boot=self._queue.dropped_since_open,
+        )
+        self._drops_reported_at, self._drops_unreported = now, 0
 
     def _restamp_if_synced(self) -> None:
         if not self.clock.synced():
@@ -268,7 +412,11 @@ class Agent:
         self._was_synced = True
         if n:
             self.counters.restamped += n
-            self._emit("restamped", readings=n)
+            self._emit(
+                "restamped",
+                text=f"{n} readings taken before the clock synchronised now carry their time",
+                readings=n,
+            )
 
     # -- health and status --------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -302,7 +450,7 @@ class Agent:
         self._sender.publish_health(self.health_topic, payload)
         self._emit("health", logging.DEBUG, bytes=len(payload))
 
-    def _save_status(self) -> None:
+    def _save_status(self, *, stopping: bool = False) -> None:
         q, sender = self._queue, self._sender
         if q is None:
             return
@@ -317,7 +465,12 @@ class Agent:
                     "lastPublishMs": sender.last_publish_ms if sender else None,
                     "lastAckMs": sender.last_ack_ms if sender else None,
                     "savedAtMs": int(time.time() * 1000),
+                    "stoppedAtMs": int(time.time() * 1000) if stopping else None,
                     "clockSynced": self.clock.synced(),
+                    "clock": {"synced": self.clock.synced(), "mode": self.config.clock_sync},
+                    "link": self.link.as_dict(),
+                    "attention": self._attention(),
+                    "queueMaxReadings": self.config.queue_max_readings,
                     "sensors": [s.as_dict() for s in self.status.values()],
                 },
             )
@@ -340,12 +493,16 @@ class Agent:
                 self._wake.clear()
             sender.settle()
         stopped = self.transport.stop(STOP_CLIENT_S)
-        self._save_status()
+        self._save_status(stopping=True)
         self.sampler.close_sensors()
         if self._queue is not None:
             self._queue.close()
+        depth = self._queue.depth if self._queue else 0
         self._emit(
             "stopped",
+            text=f"stopped: {self.counters.readings} readings taken, "
+            f"{self.counters.batches_acked} batches acknowledged, {depth} readings kept on disk "
+            "for the next start",
             client_stopped=stopped,
             queue_depth=self._queue.depth if self._queue else 0,
             readings=self.counters.readings,

@@ -12,21 +12,25 @@ EventSink = Callable[[str, dict[str, Any]], None]
 
 
 class Emit(Protocol):
-    """emit(kind, level, **details): what every part of the agent reports through."""
+    """emit(kind, level, text=..., **details): what every part of the agent reports through."""
 
-    def __call__(self, kind: str, level: int = logging.INFO, **details: Any) -> None: ...
+    def __call__(
+        self, kind: str, level: int = logging.INFO, *, text: str = "", **details: Any
+    ) -> None: ...
 
 
 class EventLog:
-    """Logs each event under its kind, then hands it to the sink (whose failure is logged)."""
+    """Logs each event, its text as the message (else its kind), then hands it to the sink."""
 
     def __init__(self, sink: EventSink | None = None) -> None:
         self._sink = sink
 
-    def __call__(self, kind: str, level: int = logging.INFO, **details: Any) -> None:
-        log.log(level, kind, extra={"event": kind, **details})
+    def __call__(
+        self, kind: str, level: int = logging.INFO, *, text: str = "", **details: Any
+    ) -> None:
+        log.log(level, text or kind, extra={"event": kind, **details})
         if self._sink is not None:
             try:
-                self._sink(kind, details)
+                self._sink(kind, {**details, "text": text} if text else details)
             except Exception:
                 log.exception("on_event callback failed", extra={"event": kind})

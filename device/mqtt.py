@@ -13,13 +13,21 @@ from awsiot import mqtt5_client_builder
 
 from device.transport import (
     ACKED,
+    CONNECT_FAILED,
+    CONNECTED,
+    DISCONNECTED,
     FAILED,
     REFUSED,
+    STOPPED,
     ConnectionListener,
+    LinkChange,
     OnDone,
     PublishOutcome,
     TransportError,
 )
+
+# How the client says a disconnection was asked for (stop()), not suffered.
+USER_REQUESTED_STOP = "AWS_ERROR_MQTT5_USER_REQUESTED_STOP"
 
 
 class MqttTransport:
@@ -44,9 +52,10 @@ class MqttTransport:
         for what, path in (("cert", cert), ("key", key), ("ca", ca)):
             if not Path(path).is_file():
                 raise TransportError(f"{what} file {path} does not exist: expected a PEM file")
-        self._on_connection = on_connection or (lambda up, why: None)
+        self._on_connection: ConnectionListener = on_connection or (lambda change: None)
         self._connected = threading.Event()
         self._stopped = threading.Event()
+        self._stopping = False
         try:
             self._client = mqtt5_client_builder.mtls_from_path(
                 endpoint=endpoint,
@@ -80,15 +89,18 @@ class MqttTransport:
 
     def _on_success(self, data: Any) -> None:
         self._connected.set()
-        self._on_connection(True, "connected")
+        self._on_connection(LinkChange(CONNECTED))
 
     def _on_failure(self, data: Any) -> None:
         self._connected.clear()
-        self._on_connection(False, f"connection failed: {_describe(data.exception)}")
+        self._on_connection(_change(CONNECT_FAILED, data))
 
     def _on_disconnection(self, data: Any) -> None:
         self._connected.clear()
-        self._on_connection(False, f"disconnected: {_describe(data.exception)}")
+        change = _change(DISCONNECTED, data)
+        if self._stopping or change.error == USER_REQUESTED_STOP:
+            change = LinkChange(STOPPED, change.error, change.detail)
+        self._on_connection(change)
 
     def _on_stopped(self, data: Any) -> None:
         self._connected.clear()
@@ -99,6 +111,7 @@ class MqttTransport:
 
     def start(self) -> None:
         self._stopped.clear()
+        self._stopping = False
         self._client.start()
 
     def connected(self) -> bool:
@@ -119,6 +132,7 @@ class MqttTransport:
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Disconnect; True if the client confirmed it stopped within the bound."""
+        self._stopping = True
         try:
             self._client.stop()
         except Exception:
@@ -151,6 +165,18 @@ def outcome_of(future: Future[Any]) -> PublishOutcome:
     name = getattr(puback.reason_code, "name", str(code))
     detail = f": {puback.reason_string}" if getattr(puback, "reason_string", None) else ""
     return PublishOutcome(REFUSED, f"broker refused the publish ({name}){detail}", code)
+
+
+def _change(phase: str, data: Any) -> LinkChange:
+    """A failed attempt or a disconnection, with the broker's CONNACK refusal when there is one."""
+    connack = getattr(data, "connack_packet", None)
+    code = getattr(connack, "reason_code", None)
+    if code is not None and int(code) >= 0x80:
+        name = getattr(code, "name", str(int(code)))
+        reason = getattr(connack, "reason_string", None) or ""
+        return LinkChange(phase, f"CONNACK {name}", f"the broker refused: {name} {reason}".strip())
+    exc = getattr(data, "exception", None)
+    return LinkChange(phase, getattr(exc, "name", None), getattr(exc, "message", None) or "")
 
 
 def _describe(exc: object) -> str:

@@ -32,8 +32,8 @@ class Notifier:
         if kind == "started":
             self.notify("READY=1")
             self.notify(f"STATUS=started, {details.get('queue_depth', 0)} readings queued")
-        elif kind in ("connected", "disconnected"):
-            self.notify(f"STATUS={kind}")
+        elif kind in ("connected", "disconnected", "connect-failed", "clock-not-synced"):
+            self.notify(f"STATUS={details.get('text') or kind}")
         elif kind == "stopped":
             self.notify("STATUS=stopped")
 
@@ -51,10 +51,11 @@ class Notifier:
                 if time.monotonic() - agent.heartbeat < period * 2:
                     self.notify("WATCHDOG=1")
                     s = agent.stats()
+                    attention = s.get("attention") or []
                     self.notify(
                         f"STATUS={'online' if s['connected'] else 'offline'}, "
                         f"queue {s['queue_depth']}, acked {s['batches_acked']}, "
-                        f"dropped {s['dropped']}"
+                        f"dropped {s['dropped']}" + (f"; {attention[0]}" if attention else "")
                     )
 
         self._thread = threading.Thread(target=loop, name="systemd-notify", daemon=True)

@@ -139,7 +139,13 @@ class Sampler:
             return None
         if status.status != SENSOR_OK:
             if status.status == SENSOR_FAILING:
-                self._emit("sensor-recovered", sensor=sensor.name, after=status.consecutive_errors)
+                self._emit(
+                    "sensor-recovered",
+                    text=f"sensor {sensor.name} reads again after "
+                    f"{status.consecutive_errors} failed attempts",
+                    sensor=sensor.name,
+                    after=status.consecutive_errors,
+                )
                 self.status_version += 1
                 self._wake()
             status.status = SENSOR_OK
@@ -166,9 +172,16 @@ class Sampler:
         retry_at[name] = now + backoff
         self.counters.sensor_errors += 1
         if status.status != SENSOR_FAILING or status.consecutive_errors in REPEAT_REPORT_AT:
+            again = (
+                f" ({status.consecutive_errors} times in a row)"
+                if status.consecutive_errors > 1
+                else ""
+            )
             self._emit(
                 "sensor-error",
                 logging.WARNING,
+                text=f"sensor {name} gives no reading{again}: {status.last_error}; retrying in "
+                f"{round(backoff, 2):g} s, the other sensors keep running",
                 sensor=name,
                 error=status.last_error,
                 retry_in_s=round(backoff, 2),

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from device.counters import AgentCounters
 from device.events import Emit
@@ -184,5 +185,5 @@ class Sender:
         return max(0.01, wait)
 
 
-def _details(flight: _InFlight) -> dict[str, object]:
+def _details(flight: _InFlight) -> dict[str, Any]:
     return {"seq": flight.seq, "boot": flight.boot, "readings": flight.readings}

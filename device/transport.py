@@ -23,8 +23,32 @@ class PublishOutcome:
 
 
 OnDone = Callable[[PublishOutcome], None]
-# Called with (up, why) when the link comes up or goes down, and on every failed attempt.
-ConnectionListener = Callable[[bool, str], None]
+
+CONNECTED, CONNECT_FAILED, DISCONNECTED, STOPPED = (
+    "connected",
+    "connect-failed",
+    "disconnected",
+    "stopped",
+)
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    """The link came up, an attempt failed, it went down, or it stopped because asked to."""
+
+    phase: str
+    # the client's name for what went wrong (AWS_IO_SOCKET_CONNECTION_REFUSED, CONNACK
+    # NOT_AUTHORIZED, ...) and its own words
+    error: str | None = None
+    detail: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.phase == CONNECTED
+
+
+# Called on every change of the link, including each failed attempt.
+ConnectionListener = Callable[[LinkChange], None]
 
 
 class TransportError(RuntimeError):

@@ -43,7 +43,7 @@ class DeviceConnection:
             key=machine.key,
             ca=machine.ca,
             client_id=client_id or machine.thing,
-            on_connection=lambda up, _why: self._up.set() if up else None,
+            on_connection=lambda change: self._up.set() if change.up else None,
             ack_timeout_s=5,
         )
 

@@ -67,6 +67,7 @@ class Broker:
     pki: Pki
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    crl: bool = False  # refuse the certificates the CA revoked, as the local stack does
 
     def __post_init__(self) -> None:
         cert, key = self.pki.issue("localhost", server=True)
@@ -82,6 +83,7 @@ class Broker:
             f"certfile {cert}\nkeyfile {key}\nrequire_certificate true\n"
             f"use_identity_as_username true\nacl_file {self.workdir / 'acl'}\n"
             "max_inflight_messages 0\nmax_queued_messages 100000\nmessage_size_limit 0\n"
+            + (f"crlfile {self.pki.ca.crl_path}\n" if self.crl else "")
         )
 
     def start(self, timeout_s: float = 10.0) -> None:

@@ -9,7 +9,16 @@ import pytest
 from functional.device.device_broker import Broker, Collector, Pki
 
 from device.mqtt import MqttTransport
-from device.transport import ACKED, FAILED, REFUSED, PublishOutcome, TransportError
+from device.transport import (
+    ACKED,
+    CONNECTED,
+    FAILED,
+    REFUSED,
+    STOPPED,
+    LinkChange,
+    PublishOutcome,
+    TransportError,
+)
 
 pytestmark = pytest.mark.functional
 
@@ -41,8 +50,8 @@ def make(broker: Broker, pki: Pki, thing: str, **kw: object) -> MqttTransport:
 
 
 def test_ack_and_acl_refusal(broker: Broker, pki: Pki, collector: Collector) -> None:
-    events: list[tuple[bool, str]] = []
-    pub = make(broker, pki, "exc-01", on_connection=lambda up, why: events.append((up, why)))
+    events: list[LinkChange] = []
+    pub = make(broker, pki, "exc-01", on_connection=events.append)
     pub.start()
     try:
         assert pub.wait_connected(10)
@@ -54,7 +63,9 @@ def test_ack_and_acl_refusal(broker: Broker, pki: Pki, collector: Collector) -> 
         assert "NOT_AUTHORIZED" in refused.reason
     finally:
         assert pub.stop(5)
-    assert events[0][0] is True
+    assert events[0].up is True
+    # a stop asked for is not a lost connection
+    assert [e.phase for e in events] == [CONNECTED, STOPPED]
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not collector.messages:
         time.sleep(0.05)
@@ -106,7 +117,7 @@ def test_reconnects_after_broker_restart(broker: Broker, pki: Pki) -> None:
         broker,
         pki,
         "exc-01",
-        on_connection=lambda up, why: ups.append(up),
+        on_connection=lambda change: ups.append(change.up),
         min_backoff_ms=100,
         max_backoff_ms=500,
     )

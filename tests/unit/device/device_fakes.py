@@ -7,7 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 from device.sensors.base import Measurement, SensorError
-from device.transport import ACKED, FAILED, REFUSED, PublishOutcome
+from device.transport import (
+    ACKED,
+    CONNECT_FAILED,
+    CONNECTED,
+    DISCONNECTED,
+    FAILED,
+    REFUSED,
+    STOPPED,
+    ConnectionListener,
+    LinkChange,
+    PublishOutcome,
+)
 
 
 class FakePublisher:
@@ -20,22 +31,34 @@ class FakePublisher:
         self.sent: list[tuple[str, bytes]] = []
         self.stopped = False
         self._lock = threading.Lock()
-        self._on_connection: Callable[[bool, str], None] | None = None
+        self._on_connection: ConnectionListener | None = None
+        # when set, start() reports a failed attempt with this client error instead
+        self.connect_error: str | None = None
 
-    def set_on_connection(self, callback: Callable[[bool, str], None]) -> None:
+    def set_on_connection(self, callback: ConnectionListener) -> None:
         self._on_connection = callback
 
     def start(self) -> None:
-        if self._on_connection and self.up:
-            self._on_connection(True, "connected")
+        if self._on_connection is None:
+            return
+        if self.connect_error is not None:
+            self.up = False
+            self._on_connection(LinkChange(CONNECT_FAILED, self.connect_error, "refused"))
+        elif self.up:
+            self._on_connection(LinkChange(CONNECTED))
 
     def connected(self) -> bool:
         return self.up
 
-    def set_up(self, up: bool) -> None:
+    def set_up(self, up: bool, error: str = "AWS_IO_SOCKET_CLOSED") -> None:
         self.up = up
         if self._on_connection:
-            self._on_connection(up, "test")
+            self._on_connection(LinkChange(CONNECTED) if up else LinkChange(DISCONNECTED, error))
+
+    def fail_attempt(self, error: str) -> None:
+        """One more failed reconnection attempt, as the client reports it."""
+        if self._on_connection:
+            self._on_connection(LinkChange(CONNECT_FAILED, error, "test"))
 
     def publish(
         self, topic: str, payload: bytes, on_done: Callable[[PublishOutcome], None]
@@ -52,6 +75,8 @@ class FakePublisher:
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         self.stopped = True
+        if self._on_connection and self.up:
+            self._on_connection(LinkChange(STOPPED, "AWS_ERROR_MQTT5_USER_REQUESTED_STOP"))
         return True
 
     def telemetry(self) -> list[bytes]:
