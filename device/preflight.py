@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -106,54 +107,88 @@ def pem_findings(config: AgentConfig, host: Host | None = None) -> list[Finding]
 
 
 def _pem_files(config: AgentConfig, host: Host) -> Iterator[Finding]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    certificate = key = None
+    # The standard library's ssl (OpenSSL) reads the files and matches key and certificate in
+    # every install; dates and name need cryptography, which only some installs carry.
+    cert_ok = key_ok = False
     if _usable(config.cert):
         data, problem = _read(config.cert, "certificate (key cert)")
         if problem:
             yield problem
         elif data is not None:
-            try:
-                certificate = x509.load_pem_x509_certificate(data)
-            except ValueError:
+            cert_ok = _holds_certificates(config.cert)
+            if not cert_ok:
                 yield Finding(
                     ERROR, f"certificate {config.cert} is not a PEM certificate (key cert)"
                 )
-    if certificate is not None:
-        yield from _certificate_dates(certificate, config, host)
-        yield from _certificate_subject(certificate, config)
+            else:
+                yield from _certificate_details(data, config, host)
     if _usable(config.key):
         data, problem = _read(config.key, "private key (key key)")
         if problem:
             yield problem
         elif data is not None:
             yield from _key_mode(config.key)
-            try:
-                key = serialization.load_pem_private_key(data, password=None)
-            except TypeError:
+            if b"PRIVATE KEY-----" not in data:
+                yield Finding(ERROR, f"private key {config.key} is not a PEM private key")
+            elif b"ENCRYPTED" in data:
                 yield Finding(
                     ERROR,
                     f"private key {config.key} is encrypted: the agent needs it unencrypted "
                     "(mode 0600 protects it)",
                 )
-            except ValueError:
-                yield Finding(ERROR, f"private key {config.key} is not a PEM private key")
-    if certificate is not None and key is not None:
-        der = serialization.Encoding.DER
-        spki = serialization.PublicFormat.SubjectPublicKeyInfo
-        if certificate.public_key().public_bytes(der, spki) != key.public_key().public_bytes(
-            der, spki
-        ):
+            else:
+                key_ok = True
+    if cert_ok and key_ok:
+        yield from _key_matches(config)
+    if _usable(config.ca):
+        yield from _root_ca(config.ca, host)
+
+
+def _holds_certificates(path: Path) -> bool:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, ValueError):
+        return False
+    return True
+
+
+def _key_matches(config: AgentConfig) -> Iterator[Finding]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        # an empty password: an encrypted key fails instead of prompting on the terminal
+        context.load_cert_chain(str(config.cert), str(config.key), password=lambda: b"")
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
             yield Finding(
                 ERROR,
                 f"private key {config.key} does not match certificate {config.cert}: they come "
                 "from different bundles or a key was made again after the CSR; install the "
                 "certificate issued for this key (or make a new CSR: chantier agent keygen)",
             )
-    if _usable(config.ca):
-        yield from _root_ca(config.ca, host)
+        else:
+            yield Finding(
+                ERROR,
+                f"certificate {config.cert} and private key {config.key} cannot be used "
+                f"together ({exc.reason or exc})",
+            )
+
+
+def _certificate_details(data: bytes, config: AgentConfig, host: Host) -> Iterator[Finding]:
+    try:
+        from cryptography import x509
+    except ImportError:
+        yield Finding(
+            NOTE,
+            f"the dates and name of certificate {config.cert} are not checked: this install "
+            "lacks the cryptography library (pip install 'chantier-connecte[keygen]')",
+        )
+        return
+    try:
+        certificate = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        return  # OpenSSL read it; what it holds first is not for this check to judge
+    yield from _certificate_dates(certificate, config, host)
+    yield from _certificate_subject(certificate, config)
 
 
 def _certificate_dates(certificate: Any, config: AgentConfig, host: Host) -> Iterator[Finding]:
@@ -205,20 +240,23 @@ def _key_mode(path: Path) -> Iterator[Finding]:
 
 
 def _root_ca(path: Path, host: Host) -> Iterator[Finding]:
-    from cryptography import x509
-
-    data, problem = _read(path, "root CA (key ca)")
+    _, problem = _read(path, "root CA (key ca)")
     if problem:
         yield problem
         return
-    assert data is not None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        authorities = x509.load_pem_x509_certificates(data)
-    except ValueError:
+        context.load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, ValueError):
         yield Finding(ERROR, f"root CA {path} holds no PEM certificate (key ca)")
         return
-    now = host.now()
-    if all(ca.not_valid_after_utc < now for ca in authorities):
+    authorities = context.get_ca_certs()
+    now = host.now().timestamp()
+    if not authorities:
+        yield Finding(
+            ERROR, f"root CA {path} holds no CA certificate (key ca): expected the bundle's CA"
+        )
+    elif all(ssl.cert_time_to_seconds(str(ca["notAfter"])) < now for ca in authorities):
         yield Finding(ERROR, f"root CA {path} has expired: install the CA of the bundle")
 
 

@@ -53,20 +53,27 @@ def test_the_agent_install_leaves_out_the_cloud_and_the_admin_libraries(agent_bi
         assert found.returncode == 1 and "ModuleNotFoundError" in found.stderr, module
 
 
-def test_agent_commands_run_in_the_agent_install(agent_bin: Path, tmp_path: Path) -> None:
+def test_agent_commands_run_in_the_agent_install(agent_bin: Path, tmp_path: Path, pki: Pki) -> None:
     helped = chantier(agent_bin, "agent", "--help")
     assert helped.returncode == 0 and "check-config" in helped.stdout
-    for name in ("device.crt", "device.key", "ca.pem"):
-        (tmp_path / name).write_text("-----BEGIN CERTIFICATE-----\n")
+    cert, key = pki.issue("exc-01")
+    _, stray_key = pki.issue("exc-02")
     config = tmp_path / "agent.toml"
     config.write_text(
-        'thing = "exc-01"\nsite = "lyon"\nequipment = "crane"\nendpoint = "127.0.0.1"\n'
-        'cert = "device.crt"\nkey = "device.key"\nca = "ca.pem"\n'
-        f'state_dir = "{tmp_path / "state"}"\n{EMULATED}'
+        'thing = "exc-01"\nsite = "lyon"\nequipment = "excavator"\nendpoint = "127.0.0.1"\n'
+        f'cert = "{cert}"\nkey = "{key}"\nca = "{pki.ca_path}"\n'
+        f'state_dir = "{tmp_path / "state"}"\nclock_sync = "assume-synced"\n{EMULATED}'
     )
     checked = chantier(agent_bin, "agent", "check-config", "--config", str(config))
     assert checked.returncode == 0, checked.stderr
-    assert "thing exc-01" in checked.stdout and "engine (bme280)" in checked.stdout
+    assert "thing exc-01" in checked.stdout
+    assert "engine (BME280 0x76 on emulated bus)" in checked.stdout
+    # without cryptography, OpenSSL still tells a key that is not the certificate's
+    assert "lacks the cryptography library" in checked.stdout
+    config.write_text(config.read_text().replace(str(key), str(stray_key)))
+    checked = chantier(agent_bin, "agent", "check-config", "--config", str(config))
+    assert checked.returncode == 1
+    assert f"error: private key {stray_key} does not match certificate {cert}" in checked.stderr
 
 
 def test_other_roles_commands_say_which_install_they_need(agent_bin: Path) -> None:

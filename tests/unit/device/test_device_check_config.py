@@ -194,3 +194,28 @@ def test_unsynchronised_clock_is_a_note(bundle: Path) -> None:
     found = findings(bundle, Host(clock_synced=lambda mode: False))
     assert (NOTE, "the clock is not synchronised (clock_sync = kernel): the agent will keep "
             "readings on disk and publish them once it is; check timedatectl") in found  # fmt: skip
+
+
+def test_the_agent_install_without_cryptography_still_matches_key_and_certificate(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    other = CertificateAuthority.create_or_load(tmp_path / "other", common_name="other")
+    stray = other.issue_client_certificate("exc-01", tmp_path / "stray")
+    bundle.write_text(bundle.read_text().replace('key = "exc-01.key"', f'key = "{stray.key_path}"'))
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # as in the agent-only install
+    found = findings(bundle, Host())
+    assert any(level == ERROR and "does not match certificate" in m for level, m in found)
+    assert any(level == NOTE and "lacks the cryptography library" in m for level, m in found)
+
+
+def test_keys_that_are_not_usable(bundle: Path) -> None:
+    key = bundle.parent / "exc-01.key"
+    key.write_text(
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+    assert any("is encrypted: the agent needs it unencrypted" in m
+               for _, m in findings(bundle, Host()))  # fmt: skip
+    key.write_text((bundle.parent / "exc-01.pem").read_text())  # the certificate, not the key
+    assert (ERROR, f"private key {key} is not a PEM private key") in findings(bundle, Host())
