@@ -27,6 +27,14 @@ _UNTRUSTED_BROKER = (
     "is not valid now, or does not name {host}",
     "ca (the root CA of the bundle), endpoint (the name in the broker's certificate), the clock",
 )
+# The same error when either side refuses the other's certificate: TLS does not say which.
+_NEGOTIATION_FAILED = (
+    "TLS negotiation with {host}:{port} failed: the broker's certificate is not trusted here, "
+    "or the broker does not accept this device's certificate",
+    "ca (the root CA of the bundle) and endpoint; whether the certificate was revoked or "
+    "deactivated (chantier provision show {thing}); that cert and key come from this device's "
+    "bundle; the clock",
+)
 _NO_ROUTE = (
     "no network route to {host}",
     "the network link (ip addr, Wi-Fi or 4G signal) and the gateway",
@@ -52,7 +60,7 @@ _KNOWN: dict[str, tuple[str, str]] = {
         "{host}:{port} accepted the connection but never completed TLS",
         "port (is it the broker's MQTT over TLS port, 8883?) and any proxy or firewall between",
     ),
-    "AWS_IO_TLS_ERROR_NEGOTIATION_FAILURE": _UNTRUSTED_BROKER,
+    "AWS_IO_TLS_ERROR_NEGOTIATION_FAILURE": _NEGOTIATION_FAILED,
     "AWS_IO_TLS_UNKNOWN_ROOT_CERTIFICATE": _UNTRUSTED_BROKER,
     "AWS_IO_TLS_INVALID_CERTIFICATE_CHAIN": _UNTRUSTED_BROKER,
     "AWS_IO_TLS_HOST_NAME_MISMATCH": _UNTRUSTED_BROKER,

@@ -241,7 +241,7 @@ def test_a_device_cannot_take_another_devices_client_id(stack: LocalStack) -> No
     batch.update(thing="gen-owner", site=SITE, equipment="generator", boot="0000cafe", seq=1)
     with DeviceConnection(stack, victim) as device:
         drops: list[bool] = []
-        device.publisher._on_connection = lambda up, _why: drops.append(up)  # type: ignore[attr-defined]
+        device.publisher._on_connection = lambda change: drops.append(change.up)  # type: ignore[attr-defined]
         with DeviceConnection(stack, thief, client_id="gen-owner"):
             time.sleep(1.0)
             outcome = device.publish(
