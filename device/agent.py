@@ -30,7 +30,7 @@ from device.conditions import Condition
 from device.config import AgentConfig
 from device.counters import AgentCounters
 from device.events import EventLog, EventSink
-from device.health import health_message
+from device.health import SENSOR_FAILING, health_message
 from device.link import UP, LinkState
 from device.planning import BatchPlanner, Cadence
 from device.queue import DurableQueue, NewReading
@@ -321,7 +321,7 @@ class Agent:
         return "publishing is slower than sampling"
 
     def _attention(self) -> list[dict[str, Any]]:
-        """What stops data now, for status: link, clock, queue, disk, failing sensors."""
+        """What stops data now, for status: the link, clock, queue, disk and failing sensors."""
         found = []
         link = self.link.as_dict()
         if link["state"] != UP and link["cause"]:
@@ -331,6 +331,15 @@ class Agent:
         for state in (self._clock_state, self._queue_state, self._disk_state, self._write_state):
             if (active := state.as_dict()) is not None:
                 found.append(active)
+        for sensor in self.status.values():
+            if sensor.status == SENSOR_FAILING:
+                found.append(
+                    {
+                        "event": "sensor-error",
+                        "since": sensor.last_error_at,
+                        "text": f"sensor {sensor.name} gives no reading: {sensor.last_error}",
+                    }
+                )
         return found
 
     # -- readings -----------------------------------------------------------------------------
@@ -504,7 +513,7 @@ class Agent:
             f"{self.counters.batches_acked} batches acknowledged, {depth} readings kept on disk "
             "for the next start",
             client_stopped=stopped,
-            queue_depth=self._queue.depth if self._queue else 0,
+            queue_depth=depth,
             readings=self.counters.readings,
             acked=self.counters.batches_acked,
         )

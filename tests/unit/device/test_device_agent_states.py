@@ -209,8 +209,11 @@ def test_a_sensor_that_stops_answering_is_said_with_its_cause(
         wait_for(lambda: agent.stats()["sensors"]["engine"]["readings"] >= 2)
         bus.disappear(0x76)
         wait_for(lambda: bool(lines(caplog, "sensor-error")))
+        failing = agent.stats()["attention"]
         bus.come_back(0x76)
         wait_for(lambda: bool(lines(caplog, "sensor-recovered")), timeout=5)
+    assert any(a.startswith("sensor engine gives no reading: ") for a in failing)
+    assert agent.stats()["attention"] == []
     first = lines(caplog, "sensor-error")[0]
     assert first.levelno == logging.WARNING
     assert first.getMessage().startswith(
