@@ -144,7 +144,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.command, self.path, dict(self.headers.items()), body, self.server.claims
         )
         try:
-            result = self.server.handler(event, LocalContext(function_name="chantier-local-api"))
+            # One event at a time, as one Lambda container runs: Powertools' resolver keeps the
+            # request under way in the app and in class attributes shared by every instance, so
+            # two at once answered with each other's route (a 500 one request in thousands).
+            with self.server.one_at_a_time:
+                result = self.server.handler(
+                    event, LocalContext(function_name="chantier-local-api")
+                )
         except Exception:
             log.exception("API handler failed")
             self._error(500, "internal error: see the stack's logs")
@@ -199,6 +205,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, token: str, claims: dict[str, str]) -> None:
         super().__init__(("127.0.0.1", 0), _RequestHandler)
         self.handler: Handler = _not_ready
+        self.one_at_a_time = threading.Lock()
         self.token = token
         self.claims = claims
 
