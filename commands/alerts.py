@@ -75,6 +75,10 @@ def register(subparsers: Any) -> None:
             )
         parser.set_defaults(func=func)
 
+    from commands import redrive
+
+    redrive.add_parser(sub, _guarded)
+
 
 def parse_until(text: str, now_ms: int) -> int:
     """Epoch ms from a duration relative to now or an ISO 8601 time (UTC if no zone)."""

@@ -93,7 +93,28 @@ def _status(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     print(_describe(info))
+    if info.failures_queue:
+        print(f"failed events  {_kept_failures(info)}")
     return 0
+
+
+def _kept_failures(info: StackInfo) -> str:
+    """How many failed ingestion events the stack keeps, and how to replay them."""
+    import boto3
+
+    from cloud.local.destinations import QueueDestination
+
+    sqs = boto3.client("sqs", **info.boto3_kwargs())
+    try:
+        kept = QueueDestination(sqs, info.failures_queue).count()
+    except Exception as exc:  # the status must still print when moto does not answer
+        return f"unknown: the AWS APIs at {info.aws_endpoint} did not answer ({exc})"
+    if kept == 0:
+        return f"none kept (queue {info.failures_queue})"
+    return (
+        f"{kept} kept in queue {info.failures_queue}: their alerts were not evaluated; "
+        "replay them with `chantier alerts redrive` once the cause is fixed"
+    )
 
 
 def register(sub: Any) -> None:

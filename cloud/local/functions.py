@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import uuid
 from collections.abc import Mapping
@@ -11,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from cloud.local.template import FunctionSpec
+
+log = logging.getLogger(__name__)
+# Lambda waits about a minute, then two, between the attempts of an asynchronous event; the
+# local stack keeps the same count and order in seconds, while the message stays unacknowledged
+# to the broker (a stack killed meanwhile gets it again).
+RETRY_PAUSES_S = (1.0, 2.0)
 
 
 class FunctionNotFoundError(LookupError):
@@ -40,10 +47,14 @@ class LocalFunctions:
         boto3_kwargs: Mapping[str, str],
         log_path: Path,
         local_parts: Mapping[str, Mapping[str, Any]] | None = None,
+        retry_pauses_s: tuple[float, ...] = RETRY_PAUSES_S,
     ) -> None:
         """`local_parts`: keyword arguments for some handler modules' `build`, by module name:
         the local stand-ins of AWS services boto3 cannot reach on moto (Athena)."""
         self._specs = dict(specs)
+        self._retry_pauses_s = retry_pauses_s
+        self._destinations: dict[str, Any] = {}
+        self._stopping = threading.Event()
         self._local_parts = {name: dict(parts) for name, parts in (local_parts or {}).items()}
         self._boto3_kwargs = dict(boto3_kwargs)
         self._log_path = log_path
@@ -91,7 +102,91 @@ class LocalFunctions:
                 handler = self._handlers[arn] = self._build(arn)
             return handler
 
-    def invoke(self, arn: str, event: Any) -> Any:
+    def invoke(self, arn: str, event: Any, request_id: str | None = None) -> Any:
         handler = self._handler(arn)
-        name = self._specs[arn].name
-        return handler(event, LocalContext(function_name=name, invoked_function_arn=arn))
+        context = LocalContext(function_name=self._specs[arn].name, invoked_function_arn=arn)
+        if request_id is not None:
+            context = LocalContext(context.function_name, request_id, invoked_function_arn=arn)
+        return handler(event, context)
+
+    def invoke_async(self, arn: str, event: Any) -> None:
+        """Invoke as Lambda does an asynchronous event: retried as the function's
+        EventInvokeConfig says, then kept in its on-failure destination with the error.
+
+        Raises only when the event could be neither processed nor kept (then the caller must
+        not drop it: the rules engine runs the rule's error action and so keeps it under errors/).
+        """
+        if arn not in self._specs:
+            raise FunctionNotFoundError(f"no function with ARN {arn} in the template")
+        spec = self._specs[arn]
+        request_id = str(uuid.uuid4())  # one id for every attempt, as Lambda's retries keep it
+        attempts = spec.asynchronous.max_retries + 1
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.invoke(arn, event, request_id)
+                return
+            except Exception as exc:
+                error = exc
+            if attempt == attempts:
+                break
+            pause = self._retry_pauses_s[min(attempt, len(self._retry_pauses_s)) - 1]
+            log.warning(
+                "%s failed on event %s (attempt %d of %d): %s: %s; trying again in %.0f s",
+                spec.name,
+                request_id,
+                attempt,
+                attempts,
+                type(error).__name__,
+                error,
+                pause,
+            )
+            if self._stopping.wait(pause):
+                break  # the stack stops: keep it now rather than wait
+        self._keep_failure(spec, arn, request_id, event, error, attempt)
+
+    def _keep_failure(
+        self,
+        spec: FunctionSpec,
+        arn: str,
+        request_id: str,
+        event: Any,
+        error: Exception,
+        attempts: int,
+    ) -> None:
+        from cloud.local.destinations import failure_record
+
+        failure = (
+            f"{spec.name} failed on event {request_id} after {attempts} attempt(s) "
+            f"({type(error).__name__}: {error})"
+        )
+        if spec.asynchronous.on_failure is None:
+            log.error(
+                "%s; dropped: the template gives the function no on-failure destination", failure
+            )
+            return
+        destination = self._destination(spec.asynchronous.on_failure)
+        destination.keep(failure_record(arn, request_id, event, error, attempts))
+        log.error(
+            "%s: kept in queue %s (%d kept there); `chantier stack status` counts them, "
+            "`chantier alerts redrive` replays them once the cause is fixed",
+            failure,
+            destination.name,
+            destination.count(),
+        )
+
+    def _destination(self, arn: str) -> Any:
+        from cloud.local.destinations import QueueDestination, queue_name
+
+        with self._lock:
+            if arn not in self._destinations:
+                import boto3
+
+                sqs = boto3.client("sqs", **self._boto3_kwargs)
+                self._destinations[arn] = QueueDestination(sqs, queue_name(arn))
+            return self._destinations[arn]
+
+    def close(self) -> None:
+        """Stop waiting between attempts: failures under way are kept at once."""
+        self._stopping.set()

@@ -86,6 +86,16 @@ def create_topic(sns: Any, name: str, props: dict[str, Any]) -> str:
     return str(response["TopicArn"])
 
 
+def create_queue(sqs: Any, name: str, props: dict[str, Any]) -> str:
+    """Create an SQS queue with the template's attributes; returns its URL."""
+    attributes = {
+        key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+        for key in ("MessageRetentionPeriod", "VisibilityTimeout", "SqsManagedSseEnabled")
+        if key in props
+    }
+    return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
 def create_from_template(template: LocalTemplate, clients: dict[str, Any]) -> dict[str, str]:
     """Create every supported resource; returns logical id → physical name."""
     created: dict[str, str] = {}
@@ -107,4 +117,8 @@ def create_from_template(template: LocalTemplate, clients: dict[str, Any]) -> di
         created[logical_id] = create_topic(
             clients["sns"], template.physical_name(logical_id), template.properties(logical_id)
         )
+    for logical_id in template.of_type("AWS::SQS::Queue"):
+        name = template.physical_name(logical_id)
+        create_queue(clients["sqs"], name, template.properties(logical_id))
+        created[logical_id] = name
     return created

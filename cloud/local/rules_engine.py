@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 Invoker = Callable[[str, Any], Any]
 EventSink = Callable[[str, dict[str, Any]], None]
-LAMBDA_ASYNC_RETRIES = 2  # what AWS does for an asynchronous invocation that fails
 ACTION_TIMEOUT_S = 60.0
 
 
@@ -48,7 +47,6 @@ class EngineStats:
     unmatched: int = 0
     actions: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
-    lambda_errors: int = 0
 
 
 class RulesEngine:
@@ -63,7 +61,9 @@ class RulesEngine:
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         action_threads: int = 8,
     ) -> None:
-        """`action_threads` bounds the actions under way at once, all messages together."""
+        """`invoke` hands an event to a function as Lambda's asynchronous invocation does
+        (retries and the on-failure destination are its concern, cloud/local/functions.py);
+        `action_threads` bounds the actions under way at once, all messages together."""
         self.rules = [CompiledRule(spec, compile_statement(spec.sql)) for spec in rules]
         self._s3 = s3_client
         self._invoke = invoke
@@ -170,23 +170,11 @@ class RulesEngine:
                 event = json.loads(body)
             except (ValueError, RecursionError) as exc:
                 raise ActionError(f"Lambda action needs a JSON payload: {exc!r:.200}") from None
-            self._invoke_with_retries(params["FunctionArn"], event)
+            # Raises only when the event could not even be kept: an action failure, as in AWS.
+            self._invoke(params["FunctionArn"], event)
+            self._on_event("lambda", {"function": params["FunctionArn"]})
             return
         raise ActionError(f"action {kind} is not supported by the local rules engine")
-
-    def _invoke_with_retries(self, arn: str, event: Any) -> None:
-        # The rule hands the event over asynchronously: a function error is retried, then
-        # dropped with a log line, and never triggers the rule's error action.
-        for attempt in range(LAMBDA_ASYNC_RETRIES + 1):
-            try:
-                result = self._invoke(arn, event)
-            except Exception:
-                log.exception("function %s failed (attempt %d)", arn, attempt + 1)
-                with self._lock:
-                    self.stats.lambda_errors += 1
-                continue
-            self._on_event("lambda", {"function": arn, "result": result})
-            return
 
     def _error_action(
         self,

@@ -120,12 +120,14 @@ class LocalStack:
                 readings_table=self.template.physical_name("ReadingsTable"),
                 runs_table=self.template.physical_name("RunsTable"),
                 rule_name=self.template.physical_name("TelemetryRule"),
+                failures_queue=self.template.physical_name("IngestFailuresQueue"),
                 api_token=secrets.token_urlsafe(24),
                 pid=os.getpid(),
             )
             kwargs = info.boto3_kwargs()
             clients = {
-                name: boto3.client(name, **kwargs) for name in ("s3", "dynamodb", "iot", "sns")
+                name: boto3.client(name, **kwargs)
+                for name in ("s3", "dynamodb", "iot", "sns", "sqs")
             }
             create_from_template(self.template, clients)
 
@@ -155,7 +157,7 @@ class LocalStack:
             self.engine = RulesEngine(
                 self.template.topic_rules(),
                 clients["s3"],
-                functions.invoke,
+                functions.invoke_async,
                 on_event=self._engine_event,
                 action_threads=2 * RULES_WORKERS,
             )
@@ -220,6 +222,8 @@ class LocalStack:
                 self.scheduler.stop()
             finally:
                 self.scheduler = None
+        if self.functions is not None:
+            self.functions.close()  # failures waiting for a retry are kept now
         if self.bridge is not None:
             try:
                 self.bridge.stop()

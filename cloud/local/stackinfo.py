@@ -55,6 +55,7 @@ class StackInfo:
     readings_table: str
     runs_table: str
     rule_name: str
+    failures_queue: str = ""  # SQS queue keeping ingestion events that failed every attempt
     api_url: str = ""
     api_token: str = ""
     broker_pid: int = 0

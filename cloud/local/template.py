@@ -21,6 +21,9 @@ STACK_NAME = "chantier-local"
 _SUB_RE = re.compile(r"\$\{([^}]*)\}")
 # Types whose !Ref is an ARN rather than a name in CloudFormation.
 _REF_IS_ARN = {"AWS::SNS::Topic"}
+# What Lambda does for an asynchronous invocation without an EventInvokeConfig.
+DEFAULT_ASYNC_RETRIES = 2
+DEFAULT_ASYNC_EVENT_AGE_S = 6 * 3600
 _NO_VALUE = object()  # !Ref AWS::NoValue: the property is left out
 
 
@@ -47,11 +50,21 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class AsyncInvokeSpec:
+    """How Lambda treats a function's asynchronous invocations (AWS::Lambda::EventInvokeConfig)."""
+
+    max_retries: int = DEFAULT_ASYNC_RETRIES
+    max_event_age_s: int = DEFAULT_ASYNC_EVENT_AGE_S
+    on_failure: str | None = None  # destination ARN for events that failed every attempt
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     name: str
     handler: str
     environment: dict[str, str] = field(default_factory=dict)
+    asynchronous: AsyncInvokeSpec = field(default_factory=AsyncInvokeSpec)
 
 
 class LocalTemplate:
@@ -79,6 +92,7 @@ class LocalTemplate:
             "BucketName",
             "FunctionName",
             "TopicName",
+            "QueueName",
         ):
             if key in props:
                 return str(self.resolve(props[key]))
@@ -94,6 +108,7 @@ class LocalTemplate:
             "AWS::Serverless::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
             "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}",
         }
         if kind not in service:
             raise TemplateError(f"{self.path}: no local ARN for {logical_id} of type {kind}")
@@ -145,7 +160,7 @@ class LocalTemplate:
     def get_att(self, logical_id: str, attribute: str) -> str:
         if attribute == "Arn":
             return self.arn(logical_id)
-        if attribute in ("Name", "TableName"):
+        if attribute in ("Name", "TableName", "QueueName"):
             return self.physical_name(logical_id)
         raise TemplateError(
             f"{self.path}: !GetAtt {logical_id}.{attribute} is not resolved locally"
@@ -228,15 +243,38 @@ class LocalTemplate:
         global_env = self.resolve(
             self.document.get("Globals", {}).get("Function", {}).get("Environment", {})
         ).get("Variables", {})
+        invoke_configs = self._async_invoke_specs()
         out: dict[str, FunctionSpec] = {}
         for logical_id in self.of_type("AWS::Serverless::Function"):
             props = self.properties(logical_id)
             env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+            name = self.physical_name(logical_id)
             out[self.arn(logical_id)] = FunctionSpec(
                 logical_id=logical_id,
-                name=self.physical_name(logical_id),
+                name=name,
                 handler=props["Handler"],
                 environment={key: str(value) for key, value in env.items()},
+                asynchronous=invoke_configs.get(name, AsyncInvokeSpec()),
+            )
+        return out
+
+    def _async_invoke_specs(self) -> dict[str, AsyncInvokeSpec]:
+        """EventInvokeConfig of the functions that have one, by function name."""
+        out: dict[str, AsyncInvokeSpec] = {}
+        for logical_id in self.of_type("AWS::Lambda::EventInvokeConfig"):
+            props = self.properties(logical_id)
+            if props.get("Qualifier", "$LATEST") != "$LATEST":
+                raise TemplateError(
+                    f"{self.path}: {logical_id} configures {props['Qualifier']}; the local stack "
+                    "runs $LATEST only"
+                )
+            failure = props.get("DestinationConfig", {}).get("OnFailure", {})
+            out[str(props["FunctionName"])] = AsyncInvokeSpec(
+                max_retries=int(props.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES)),
+                max_event_age_s=int(
+                    props.get("MaximumEventAgeInSeconds", DEFAULT_ASYNC_EVENT_AGE_S)
+                ),
+                on_failure=failure.get("Destination"),
             )
         return out
 

@@ -66,3 +66,35 @@ def test_every_topic_rule_has_alarms_on_failed_actions_throttling_and_parse_erro
             for q in queries
         ), rule
         assert ("RuleMessageThrottled", rule) in watched and ("ParseError", rule) in watched
+
+
+def test_the_ingest_function_keeps_failed_events_in_an_alarmed_queue() -> None:
+    template = LocalTemplate()
+    queue = template.arn("IngestFailuresQueue")
+    ingest = template.functions()[template.arn("IngestFunction")]
+    assert ingest.asynchronous.on_failure == queue
+    assert ingest.asynchronous.max_retries == 2
+    assert ingest.asynchronous.max_event_age_s == 3600
+    # The function's role may send to that queue and do nothing else with SQS.
+    statements = [
+        s
+        for policy in template.properties("IngestFunction")["Policies"]
+        for s in policy["Statement"]
+        if any(str(a).startswith("sqs:") for a in _listed(s["Action"]))
+    ]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [("sqs:SendMessage", queue)]
+    watched = {
+        (props["Namespace"], props["MetricName"], props["Dimensions"][0]["Value"])
+        for props in (
+            template.properties(lid) for lid in template.of_type("AWS::CloudWatch::Alarm")
+        )
+        if "MetricName" in props
+    }
+    name = template.physical_name("IngestFailuresQueue")
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", name) in watched
+    function = template.physical_name("IngestFunction")
+    assert ("AWS/Lambda", "DestinationDeliveryFailures", function) in watched
+
+
+def _listed(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else [value]

@@ -1,0 +1,124 @@
+"""A batch whose processing fails every attempt is kept with its error in the ingestion
+function's on-failure queue, counted by `chantier stack status`, said at once in the stack's
+log, and its alert raised by `chantier alerts redrive` once the cause is fixed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.alert_stack import (
+    alerts_table,
+    crafted_batch,
+    state_is,
+    telemetry_topic,
+    wait_for,
+)
+from support.localstack import DeviceConnection
+
+from chantier.s3keys import raw_key
+from cloud.local.destinations import QueueDestination
+from cloud.local.resources import create_table
+from cloud.local.stack import LocalStack
+from commands.simulator.fleet import provision_machine
+from device.transport import ACKED
+
+pytestmark = pytest.mark.functional
+SITE = "kept-site"
+RULE = "engine-overheat"
+CHANTIER = Path(sys.executable).with_name("chantier")
+EXAMPLES = Path(__file__).resolve().parents[3] / "chantier/contracts/examples/valid"
+
+
+def _chantier(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CHANTIER_STATE_DIR": stack.state_dir.as_posix()}
+    argv = [str(CHANTIER), *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _status_line(stack: LocalStack) -> str:
+    status = _chantier(stack, "stack", "status", "--state-dir", stack.state_dir.as_posix())
+    assert status.returncode == 0, status.stderr
+    return next(line for line in status.stdout.splitlines() if line.startswith("failed events"))
+
+
+def test_a_batch_failing_every_attempt_is_kept_counted_and_replayed(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert stack.info is not None
+    machine, _ = provision_machine(stack, "exc-kept", SITE, "excavator")
+    dynamodb = stack.client("dynamodb")
+    table_name = stack.info.alerts_table
+    assert "none kept" in _status_line(stack)
+    # The alerts table gone (deleted by hand, a restore under way): every attempt fails.
+    dynamodb.delete_table(TableName=table_name)
+    hot = crafted_batch(machine, 7, [83.5, 83.8, 84.0, 84.2])  # critical for 15 s
+    queue = QueueDestination(stack.client("sqs"), stack.info.failures_queue)
+
+    with caplog.at_level(logging.WARNING, logger="cloud.local.functions"):
+        with DeviceConnection(stack, machine) as device:
+            assert device.publish(telemetry_topic(machine), hot).status == ACKED
+
+        def kept() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "kept in queue" in r.getMessage()]
+
+        assert wait_for(kept, 30), "the stack's log did not say the failed batch was kept"
+    assert queue.count() == 1
+    assert len(kept()) == 1 and "after 3 attempt(s)" in kept()[0], kept()
+    assert "ResourceNotFoundException" in kept()[0]
+    retries = [r for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(retries) == 2
+    assert "1 kept in queue" in _status_line(stack)
+
+    # Lambda's record, with the event as it was handed over.
+    sqs = stack.client("sqs")
+    (message,) = sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0)["Messages"]
+    record = json.loads(message["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["functionArn"].endswith(
+        ":function:chantier-local-ingestfunction:$LATEST"
+    )
+    assert record["requestPayload"]["seq"] == 7
+    assert record["responsePayload"]["errorType"] == "ResourceNotFoundException"
+    # The rule's S3 action is independent: the raw batch landed.
+    batch = json.loads(hot)
+    key = raw_key(SITE, machine.thing, batch["sentAt"], batch["boot"], 7)
+    assert stack.client("s3").head_object(Bucket=stack.info.raw_bucket, Key=key)
+
+    # Fixed (the table is back), the replay raises the alert the batch carried.
+    create_table(dynamodb, table_name, stack.template.properties("AlertsTable"))
+    replay = _chantier(stack, "alerts", "redrive")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "1 replayed, 0 failed again" in replay.stdout
+    assert f"{machine.thing} batch {batch['boot']}-7" in replay.stdout
+    assert wait_for(state_is(alerts_table(stack), machine.thing, "engine", RULE, "ACTIVE"), 10)
+    assert "none kept" in _status_line(stack)
+
+
+def test_a_replay_that_fails_again_leaves_the_record_in_the_queue(stack: LocalStack) -> None:
+    assert stack.info is not None
+    queue = QueueDestination(stack.client("sqs"), stack.info.failures_queue)
+    record = {
+        "requestContext": {
+            "requestId": "0f0f0f0f-aaaa-bbbb-cccc-000000000000",
+            "functionArn": stack.template.arn("IngestFunction") + ":$LATEST",
+        },
+        "requestPayload": json.loads((EXAMPLES / "excavator-engine.json").read_bytes()),
+    }
+    queue.keep(record)
+    dynamodb = stack.client("dynamodb")
+    dynamodb.delete_table(TableName=stack.info.alerts_table)
+    try:
+        replay = _chantier(stack, "alerts", "redrive")
+    finally:
+        create_table(dynamodb, stack.info.alerts_table, stack.template.properties("AlertsTable"))
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    assert "0 replayed, 1 failed again" in replay.stdout
+    assert "ResourceNotFoundException" in replay.stdout
+    assert queue.count() == 1
