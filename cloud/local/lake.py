@@ -38,8 +38,10 @@ def lake_dir(state_dir: Path) -> Path:
 class DuckDbLake:
     """QueryEngine over the mirrored raw objects of one bucket (`rows(sql)`)."""
 
-    def __init__(self, root: Path, bucket: str, threads: int = 2, memory_limit: str = "1GB"):
+    def __init__(self, root: Path, bucket: str, threads: int = 2, memory_limit: str = "2GB"):
         self.raw = Path(root) / bucket / "raw"
+        # A day of a large fleet's readings does not fit the memory limit: DuckDB spills here.
+        self.spill = Path(root) / ".spill"
         self._threads = threads
         self._memory_limit = memory_limit
         self._lock = threading.Lock()
@@ -49,8 +51,14 @@ class DuckDbLake:
 
         columns = ", ".join(f"'{name}': '{kind}'" for name, kind in COLUMNS.items())
         pattern = self.raw / "site=*" / "thing=*" / "date=*" / "*.json"
-        with self._lock, duckdb.connect(config={"threads": self._threads}) as con:
-            con.execute(f"SET memory_limit = '{self._memory_limit}'")
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "threads": self._threads,
+            "memory_limit": self._memory_limit,
+            "temp_directory": str(self.spill),
+            # Rows come back sorted by the query's ORDER BY; nothing needs the scan order kept.
+            "preserve_insertion_order": False,
+        }
+        with self._lock, duckdb.connect(config=config) as con:
             if any(self.raw.glob("site=*/thing=*/date=*/*.json")):
                 con.execute(
                     "CREATE VIEW raw_batches AS SELECT * FROM read_json("

@@ -9,6 +9,7 @@ import gc
 import logging
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -17,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from cloud.local.broker import (
     OBSERVER_IDENTITY,
@@ -40,10 +42,15 @@ from cloud.local.template import LocalTemplate
 log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict[str, Any]], None]
 # Messages the rules engine handles at once (a thing's messages always in order). Each waits
-# for its Lambda action, a few moto round trips: with 4, 700 machines at agent defaults queued
-# for seconds while moto had spare time. Two actions per message (S3 and Lambda) run side by
-# side. More than botocore's 10 pooled connections per client would open a connection a call.
-RULES_WORKERS = 8
+# for its actions, a few moto round trips: with 8, 1,000 machines in the `live` profile queued
+# for seconds while moto and the handlers had spare time (docs/performance.md). Two actions per
+# message (S3 and Lambda) run side by side; the clients keep a pooled connection for each.
+RULES_WORKERS = 32
+POOLED_CONNECTIONS = 2 * RULES_WORKERS + 8
+# How long a thread may hold the GIL while others wait (Python's default is 5 ms): the stack's
+# threads mostly wait on sockets, and a short slice keeps one busy thread from adding its
+# whole slice to every other request's latency.
+SWITCH_INTERVAL_S = 0.0005
 BROKER_RESUBSCRIBE_S = 30.0
 
 
@@ -124,7 +131,10 @@ class LocalStack:
                 api_token=secrets.token_urlsafe(24),
                 pid=os.getpid(),
             )
-            kwargs = info.boto3_kwargs()
+            kwargs: dict[str, Any] = {
+                **info.boto3_kwargs(),
+                "config": Config(max_pool_connections=POOLED_CONNECTIONS),
+            }
             clients = {
                 name: boto3.client(name, **kwargs)
                 for name in ("s3", "dynamodb", "iot", "sns", "sqs")
@@ -311,6 +321,7 @@ class LocalStack:
         self.functions.warm()
         gc.collect()
         gc.freeze()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     # ---------- helpers for tools running inside the stack's process ----------
     def client(self, service: str) -> Any:

@@ -1451,6 +1451,8 @@ def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
         dev, fix, tot = model.total(d)
         verdict = "met" if tot <= 0.05 else "-"
         print(f"  {d.name:<62} {dev:>8.4f} {fix:>8.4f} {tot:>8.4f}  {verdict}")
+    steady = options[1]
+    table(model.device_lines(steady), f"Per device-month, {steady.name}:")
     best = min(options, key=lambda d: model.total(d)[2])
     table(model.device_lines(best), f"Per device-month, {best.name}:")
 

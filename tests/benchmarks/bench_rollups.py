@@ -179,9 +179,12 @@ def main() -> None:
             target=run_handler, args=(env, endpoint, str(root / "lake"), child)
         )
         process.start()
+        timeout = LocalTemplate().properties("RollupsFunction")["Timeout"]
+        while not parent.poll(1.0):
+            if not process.is_alive():
+                raise SystemExit(f"the rollups handler failed (exit code {process.exitcode})")
         figures = parent.recv()
         process.join(60)
-        timeout = LocalTemplate().properties("RollupsFunction")["Timeout"]
         verdict = "met" if figures["run_s"] <= timeout else "NOT met"
         print(
             f"  handler run {figures['run_s']:.1f} s (build {figures['build_s']:.1f} s), CPU "
