@@ -18,6 +18,10 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 # Readings stamped before 2020 cannot come from a synchronised clock.
 MIN_EPOCH_MS = 1_577_836_800_000
+# How far ahead of the time the cloud received it a message or a reading may be stamped: more
+# than a synchronised clock ever drifts, far less than an alert rule's windows. A reading from
+# further ahead would stand for "newest" for ever and mask every real reading after it.
+FUTURE_TOLERANCE_MS = 5 * 60_000
 EQUIPMENT = ("excavator", "crane", "generator", "compressor", "concrete-mixer", "site-cabin")
 
 

@@ -10,8 +10,10 @@ bucket); ``ATHENA_WORKGROUP``, ``ANALYTICS_DATABASE`` (the rollups' query engine
 ``ALERTS_TOPIC_ARN`` (SNS notifications, off when unset); ``MIN_NOTIFY_SEVERITY``
 (default ``warning``); ``ALERT_RULES_FILE`` (default: the packaged rules file);
 ``ALERT_SEEN_REFRESH_MS`` (how often last-seen is rewritten, default the engine's; tests shorten
-it to see offline alerts within seconds); ``DASHBOARD_URL_TEMPLATE`` (a run's dashboard link,
-with a ``{runId}`` placeholder); ``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_METRICS_NAMESPACE``.
+it to see offline alerts within seconds); ``IDENTITY_CACHE_TTL_S`` (how long the ingest function
+keeps a thing's registry entry and a run's machines, default 3600); ``DASHBOARD_URL_TEMPLATE``
+(a run's dashboard link, with a ``{runId}`` placeholder); ``POWERTOOLS_SERVICE_NAME``,
+``POWERTOOLS_METRICS_NAMESPACE``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from cloud.alerts.engine import AlertEngine
     from cloud.api.app import Services
     from cloud.api.runs import RunService
+    from cloud.ingest.identity import RunMembers, ThingDirectory
     from cloud.ingest.service import IngestService
 
 Handler = Callable[[Any, Any], dict[str, Any]]
@@ -193,20 +196,58 @@ class CloudParts:
         )
 
     @cached_property
+    def things(self) -> ThingDirectory:
+        """The thing registry, each thing's entry kept IDENTITY_CACHE_TTL_S in the process.
+
+        A warm function reads a thing's entry once an hour at most: one DescribeThing then
+        costs $1.25 per million and some 15 ms, and a change of equipment in the registry
+        applies within the hour.
+        """
+        from cloud.ingest.identity import CachedThings
+        from cloud.ingest.thing_registry import IotThingDirectory
+
+        return CachedThings(IotThingDirectory(self.client("iot")), self._ttl_s())
+
+    @cached_property
+    def run_members(self) -> RunMembers:
+        """The machines of each run (runs table), kept IDENTITY_CACHE_TTL_S in the process."""
+        from cloud.api.runs_dynamodb import DynamoRunMembers
+        from cloud.ingest.identity import CachedRuns
+
+        return CachedRuns(DynamoRunMembers(self.table("RUNS_TABLE")), self._ttl_s())
+
+    def _ttl_s(self) -> float:
+        raw = self.env.get("IDENTITY_CACHE_TTL_S", "")
+        try:
+            value = float(raw) if raw else 3600.0
+        except ValueError:
+            value = -1.0
+        if not value >= 0:
+            raise HandlerConfigError(
+                f"environment variable IDENTITY_CACHE_TTL_S={raw!r}: expected seconds, 0 or more"
+            )
+        return value
+
+    @cached_property
     def ingest(self) -> IngestService:
         """Ingestion of telemetry and health, whichever way a message arrives (rule or API)."""
         from cloud.dashboard.health_store import HealthStore
         from cloud.ingest.error_archive import ErrorArchive
+        from cloud.ingest.raw_archive import S3RawArchive
         from cloud.ingest.readings_store import ReadingsStore
         from cloud.ingest.service import IngestService
 
+        bucket = self.setting("RAW_BUCKET")
         return IngestService(
             readings=ReadingsStore(self.table("READINGS_TABLE")),
-            errors=ErrorArchive(self.client("s3"), self.setting("RAW_BUCKET")),
+            errors=ErrorArchive(self.client("s3"), bucket),
+            raw=S3RawArchive(self.client("s3"), bucket),
             alerts=self.alert_engine,
             logger=self.logger,
             metrics=self.metrics,
             health=HealthStore(self.table("ALERTS_TABLE")),
+            things=self.things,
+            runs=self.run_members,
         )
 
     def dashboard_url(self, run_id: str) -> str:
@@ -228,7 +269,6 @@ class CloudParts:
     def api_services(self) -> Services:
         """Every collaborator of the HTTP API's routes."""
         from cloud.api.app import Services
-        from cloud.api.raw_s3 import S3RawStore
         from cloud.api.readings_dynamodb import DynamoReadingsQuery
         from cloud.api.sensors import SensorDataService
         from cloud.dashboard.dynamodb import DynamoDashboardReader
@@ -238,8 +278,8 @@ class CloudParts:
         engine = self.alert_engine
         sensors = SensorDataService(
             self.runs,
-            S3RawStore(self.client("s3"), self.setting("RAW_BUCKET")),
-            self.ingest.handle,
+            self.things,
+            self.ingest,
             DynamoReadingsQuery(readings_table),
             now_ms,
         )

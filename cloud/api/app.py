@@ -165,10 +165,10 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         summary="Ingest one simple reading or a schema-1 batch (same path as MQTT)",
     )
     def post_data():
-        who()
+        caller = who()
         event = app.current_event
         body = event.decoded_body or ""
-        result = services.sensors.post(body.encode() if isinstance(body, str) else body)
+        result = services.sensors.post(caller, body.encode() if isinstance(body, str) else body)
         return _json(201, result)
 
     @app.get(

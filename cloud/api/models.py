@@ -34,6 +34,16 @@ class StartRunRequest(BaseModel):
         dict[str, Any],
         Field(description="free settings of the run (profile, faults, site…), at most 4 KiB"),
     ] = Field(default_factory=dict)
+    things: Annotated[
+        list[Name] | None,
+        Field(
+            max_length=MAX_DEVICES,
+            description=(
+                "the machines (thing names) the run drives: only their batches may name the "
+                "run; without a list, no device's batch may (HTTP input of the run's owner may)"
+            ),
+        ),
+    ] = None
 
     @field_validator("params")
     @classmethod

@@ -15,6 +15,9 @@ MAX_RUNNING = 5
 # A client that finishes its run a little late should see COMPLETED by its own hand, so the
 # system only closes a run this long after its planned end.
 EXPIRY_GRACE_MS = 30_000
+# A run's list of machines outlives it as long as a finished run stays listable: its machines'
+# late batches (after a network cut) still find it.
+MEMBERS_RETENTION_S = 400 * 24 * 3600
 RUNNING = "RUNNING"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
@@ -69,6 +72,11 @@ class RunRepository(Protocol):
 
     def page(self, limit: int, cursor: str | None) -> Page: ...
 
+    def set_members(self, run_id: str, things: frozenset[str], expires_at_s: int) -> None:
+        """Record the things a run is started with (before the run itself)."""
+
+    def members(self, run_id: str) -> frozenset[str]: ...
+
 
 Clock = Callable[[], int]
 DashboardUrl = Callable[[str], str]
@@ -117,8 +125,16 @@ class RunService:
             params=dict(request.params),
             dashboardUrl=self._dashboard_url(run_id),
         )
+        # The machines first: a machine of the run must never find its run without its list.
+        self._repo.set_members(
+            run_id, frozenset(request.things or ()), run.endsAt // 1000 + MEMBERS_RETENTION_S
+        )
         self._repo.create(run, self.max_running)
         return run
+
+    def members(self, run_id: str) -> frozenset[str]:
+        """The things the run was started with (none when it was started without a list)."""
+        return self._repo.members(run_id)
 
     def get(self, run_id: str) -> Run:
         run = self._repo.get(run_id)

@@ -5,6 +5,9 @@ Layout (one table):
   `byStart` index (newest first); `runningPk`="RUNNING" exists only while the run runs, so the
   sparse `running` index holds exactly the running runs, sorted by planned end.
 - counter: pk `COUNTER`, sk `RUNNING`, attribute `running`.
+- machines: pk `RUN#<id>`, sk `MACHINES`, attribute `things` (a string set): the things the run
+  was started with, the only ones whose batches may name it (cloud/ingest/identity.py). Written
+  before the run itself, so no machine of a run ever finds its run without its list.
 Starting puts the run and increments the counter under `running < limit` in one transaction;
 closing updates the run under `status = RUNNING` and decrements the counter in one transaction.
 """
@@ -22,6 +25,7 @@ from cloud.api.errors import RunConflictError, RunLimitError, RunNotFoundError
 from cloud.api.runs import RUNNING, Page, Run, closed
 
 COUNTER_KEY = {"pk": "COUNTER", "sk": "RUNNING"}
+MACHINES_SK = "MACHINES"
 LIST_KEY_NAMES = frozenset({"pk", "sk", "listPk", "listSk"})
 RETENTION_S = 400 * 24 * 3600  # finished runs stay listable for over a year
 _RUN_FIELDS = (
@@ -135,6 +139,21 @@ class DynamoRunRepository:
                 ) from None
             raise
 
+    def set_members(self, run_id: str, things: frozenset[str], expires_at_s: int) -> None:
+        if not things:
+            return  # DynamoDB has no empty set; no item reads as no machines
+        self._table.put_item(
+            Item={
+                "pk": f"RUN#{run_id}",
+                "sk": MACHINES_SK,
+                "things": set(things),
+                "expiresAt": expires_at_s,
+            }
+        )
+
+    def members(self, run_id: str) -> frozenset[str]:
+        return DynamoRunMembers(self._table).members(run_id)
+
     def close(self, run_id: str, status: str, finished_at: int, by: str, note: str) -> Run:
         key = {"pk": f"RUN#{run_id}", "sk": "RUN"}
         request = [
@@ -222,3 +241,14 @@ class DynamoRunRepository:
         response = self._table.query(**request)
         runs = [run_from_item(i) for i in response.get("Items", [])]
         return Page(runs, encode_cursor(response.get("LastEvaluatedKey")))
+
+
+class DynamoRunMembers:
+    """The machines of a run, as the ingest function reads them (one GetItem)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def members(self, run_id: str) -> frozenset[str]:
+        item = self._table.get_item(Key={"pk": f"RUN#{run_id}", "sk": MACHINES_SK}).get("Item")
+        return frozenset(str(thing) for thing in (item or {}).get("things", ()))

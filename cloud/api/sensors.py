@@ -10,9 +10,14 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from chantier.s3keys import raw_key
 from chantier.telemetry import MAX_MESSAGE_BYTES, encode_message
-from cloud.api.errors import BadRequestError, RunConflictError, UnprocessableError
+from cloud.api.errors import (
+    BadRequestError,
+    ForbiddenError,
+    RunConflictError,
+    UnprocessableError,
+)
+from cloud.api.identity import Identity
 from cloud.api.models import (
     HTTP_DEFAULT_EQUIPMENT,
     HTTP_DEFAULT_SITE,
@@ -21,18 +26,16 @@ from cloud.api.models import (
 )
 from cloud.api.runs import RUNNING, Run, RunService
 from cloud.api.validation_text import describe
+from cloud.ingest.identity import HTTP, Source, ThingDirectory
 from cloud.ingest.validation import decode, validate_document
 
 MAX_PAGE = 1000
 
 
-class RawStore(Protocol):
-    """Where raw batches land (the versioned bucket), under the same keys as the topic rule's."""
+class Ingest(Protocol):
+    """The ingest service's entry for a batch received over HTTP (cloud/ingest/service.py)."""
 
-    def put(self, key: str, body: bytes) -> None: ...
-
-
-Ingest = Callable[[Any], dict[str, Any]]
+    def telemetry(self, raw: bytes, source: Source) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,18 @@ class SensorDataService:
     def __init__(
         self,
         runs: RunService,
-        raw: RawStore,
+        things: ThingDirectory,
         ingest: Ingest,
         readings: ReadingsQuery,
         clock: Callable[[], int],
     ) -> None:
         self._runs = runs
-        self._raw = raw
+        self._things = things
         self._ingest = ingest
         self._readings = readings
         self._clock = clock
 
-    def post(self, body: bytes) -> dict[str, Any]:
+    def post(self, who: Identity, body: bytes) -> dict[str, Any]:
         """Ingest a simple reading or a schema-1 batch; returns what was accepted."""
         if len(body) > MAX_MESSAGE_BYTES:
             raise UnprocessableError(
@@ -101,9 +104,9 @@ class SensorDataService:
                 "body must be a JSON object: a simple reading or a schema-1 batch"
             )
         if "schema" in document:
-            return self._batch(document, body)
+            return self._batch(who, document, body)
         batch = self.batch_from_simple(document)
-        return self._batch(batch, encode_message(batch))
+        return self._batch(who, batch, encode_message(batch))
 
     def batch_from_simple(self, document: dict[str, Any]) -> dict[str, Any]:
         """The schema-1 batch of one simple reading, with the run's defaults applied."""
@@ -140,27 +143,60 @@ class SensorDataService:
             "readings": [{"sensorId": reading.sensorId, "ts": reading.ts or now, **values}],
         }
 
-    def _batch(self, document: dict[str, Any], raw: bytes) -> dict[str, Any]:
-        outcome = validate_document(document)
-        if outcome.batch is None:
-            self._ingest(document)  # counts the rejection and keeps the bytes under errors/
+    def _batch(self, who: Identity, document: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        received = self._clock()
+        outcome = validate_document(document, received)
+        batch = outcome.batch
+        if batch is None:
             details = "; ".join(r.detail for r in outcome.rejections[:3])
             raise UnprocessableError(f"batch refused: {details}")
-        batch = outcome.batch
-        if batch.get("runId"):
-            self._runs.get(batch["runId"])  # 404 for an unknown run
-        key = raw_key(batch["site"], batch["thing"], batch["sentAt"], batch["boot"], batch["seq"])
-        self._raw.put(key, raw)
-        result = self._ingest(document)
+        source = self.source(who, batch, received)
+        result = self._ingest.telemetry(raw, source)
+        if result.get("refused"):
+            details = "; ".join(result.get("rejections", [])[:3])
+            error = RunConflictError if result["refused"] == "conflicting-resend" else None
+            raise (error or UnprocessableError)(f"batch refused ({result['refused']}): {details}")
         return {
             "accepted": int(result.get("accepted", 0)),
             "rejected": int(result.get("rejected", 0)),
-            "rejections": [r.detail for r in outcome.rejections],
-            "rawKey": key,
+            "rejections": list(result.get("rejections", [])),
+            "rawKey": result.get("rawKey"),
             "thing": batch["thing"],
             "site": batch["site"],
             "runId": batch.get("runId"),
         }
+
+    def source(self, who: Identity, batch: dict[str, Any], received_ms: int) -> Source:
+        """Whom a batch posted by `who` speaks for, or ForbiddenError (docs/api.md).
+
+        The caller is a user, not a device: a registered machine speaks only through its
+        certificate, unless it is one of the caller's run (or an admin replays its batch); a
+        name the registry does not know is a machine of the caller's run, never of no run.
+        """
+        thing, run_id = batch["thing"], batch.get("runId")
+        registered = self._things.lookup(thing) is not None
+        if run_id is None:
+            if registered and who.admin:
+                return Source(batch["site"], thing, received_ms, HTTP)  # replay: registry binds
+            raise ForbiddenError(
+                f"a batch for {thing!r} without a runId: over HTTP a user writes into a run "
+                "of theirs (only an admin may replay a registered machine's batch)"
+            )
+        run = self._runs.get(run_id)  # 404 for an unknown run
+        if run.username != who.username and not who.admin:
+            raise ForbiddenError(
+                f"run {run_id} belongs to {run.username}: only its owner may write into it"
+            )
+        members = self._runs.members(run_id)
+        if members and thing not in members:
+            raise ForbiddenError(f"run {run_id} was not started with thing {thing!r}")
+        if registered and thing not in members:
+            raise ForbiddenError(
+                f"thing {thing!r} is a registered machine: only its certificate speaks for it, "
+                "unless the run was started with it"
+            )
+        equipment = None if registered else batch["equipment"]
+        return Source(batch["site"], thing, received_ms, HTTP, equipment=equipment, run_id=run_id)
 
     def query(self, where: ReadingFilter, limit: int, cursor: str | None) -> dict[str, Any]:
         where.check()

@@ -64,3 +64,82 @@ class BatchEnvelope(BaseModel):
     sentAt: EpochMs
     clockSynced: bool
     readings: Annotated[list[object], Field(min_length=1, max_length=MAX_READINGS_PER_BATCH)]
+
+
+# ---- health schema 1 (chantier/contracts/health-1.schema.json) ----------------------------
+
+Count = Annotated[int, Field(ge=0)]
+
+
+def _not_bool(value: object) -> object:
+    # JSON's true is no number; Python's bool is an int, and strict mode still lets it through
+    # where a float is expected.
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+class HealthClock(BaseModel):
+    model_config = _STRICT
+
+    synced: bool
+    source: Literal["auto", "systemd", "kernel", "assume-synced"]
+
+
+class HealthQueue(BaseModel):
+    model_config = _STRICT
+
+    depth: Count
+    batches: Count
+    oldestReadingTs: int | None
+    setAside: str | None = None
+
+
+class HealthDropped(BaseModel):
+    model_config = _STRICT
+
+    sinceBoot: Count
+    total: Count
+
+
+class HealthSensor(BaseModel):
+    model_config = _STRICT
+
+    sensorId: Name
+    status: Literal["starting", "ok", "failing"]
+    lastError: str | None
+    lastErrorAt: int | None = None
+    errors: Count
+    readings: Count | None = None
+    lastReadingAt: int | None = None
+
+    @field_validator("readings", mode="before")
+    @classmethod
+    def _absent_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("null is not a count: leave the field out when there is none")
+        return value
+
+
+class HealthMessage(BaseModel):
+    """An agent's health message; sentAt is the device clock's, which may be unsynchronised."""
+
+    model_config = _STRICT
+
+    schema_version: Literal[1] = Field(alias="schema")
+    kind: Literal["health"]
+    thing: Name
+    site: Name
+    equipment: Equipment
+    boot: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,32}$")]
+    runId: Annotated[str, StringConstraints(max_length=64)] | None = None
+    sentAt: Count
+    agentVersion: Annotated[str, StringConstraints(min_length=1)]
+    uptimeS: Annotated[float, Field(ge=0)]
+    clock: HealthClock
+    queue: HealthQueue
+    dropped: HealthDropped
+    connectedSince: int | None = None
+    sensors: list[HealthSensor]
+
+    _no_bool_uptime = field_validator("uptimeS", mode="before")(_not_bool)

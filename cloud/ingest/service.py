@@ -1,22 +1,41 @@
-"""Ingestion: validates batches and health messages, keeps readings, drives alert state.
+"""Ingestion: validates batches and health messages, binds them to their sender, keeps the raw
+bytes and the readings, drives alert state.
 
 The same service serves the telemetry and health topic rules and the HTTP API's sensor input;
-its collaborators are injected (cloud/bootstrap.py wires them).
+its collaborators are injected (cloud/bootstrap.py wires them). Every message is taken for
+what its channel proves (cloud/ingest/identity.py), never for what it says of itself.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chantier.s3keys import raw_key
 from chantier.telemetry import encode_message
 from cloud.ingest.error_archive import ErrorArchive
+from cloud.ingest.identity import (
+    IDENTITY_REASONS,
+    RuleEventError,
+    RunMembers,
+    Source,
+    ThingDirectory,
+    bind,
+    source_from_rule,
+)
+from cloud.ingest.raw_archive import CONFLICT, RawWrite
 from cloud.ingest.readings_store import ReadingsStore
-from cloud.ingest.validation import validate_document
+from cloud.ingest.validation import (
+    Rejection,
+    decode_message,
+    validate_document,
+    validate_health,
+)
 
 if TYPE_CHECKING:
     from cloud.alerts.engine import AlertEngine
@@ -28,79 +47,164 @@ class HealthSink(Protocol):
     def put(self, message: dict[str, Any]) -> None: ...
 
 
+class RawArchive(Protocol):
+    """Where batches land as their exact bytes, each key written once (raw_archive.py)."""
+
+    def keep(self, key: str, body: bytes) -> RawWrite: ...
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 @dataclass
 class IngestService:
     """The ingestion logic with its collaborators injected."""
 
     readings: ReadingsStore
     errors: ErrorArchive
+    raw: RawArchive
     alerts: AlertEngine
     logger: Logger
     metrics: Metrics
     # Keeps the last health message per machine for the dashboard (cloud/dashboard/health_store.py).
     health: HealthSink
+    things: ThingDirectory
+    runs: RunMembers
+    clock: Callable[[], int] = field(default=now_ms)
 
     def handle(self, event: Any) -> dict[str, Any]:
-        if isinstance(event, dict) and event.get("kind") == "health":
-            return self._health(event)
-        return self._telemetry(event)
+        """A topic rule's event: the message as published and the topic's site and thing."""
+        try:
+            kind, raw, source = source_from_rule(event, self.clock())
+        except RuleEventError as exc:
+            body = encode_message(event) if _jsonable(event) else repr(event).encode()
+            return self._refuse(body, [Rejection("invalid-event", str(exc))], {})
+        if kind == "health":
+            return self.health_message(raw, source)
+        return self.telemetry(raw, source)
 
-    def _telemetry(self, event: Any) -> dict[str, Any]:
-        keys = (
-            {k: event.get(k) for k in ("thing", "boot", "seq")} if isinstance(event, dict) else {}
-        )
+    def telemetry(self, raw: bytes, source: Source) -> dict[str, Any]:
+        """A telemetry batch as received from `source`; see docs/architecture.md, step 6."""
+        keys: dict[str, Any] = {"thing": source.thing, "site": source.site}
         self.logger.thread_safe_append_keys(**keys)
         try:
-            outcome = validate_document(event)
-            for rejection in outcome.rejections:
-                self.logger.warning(
-                    "rejected", extra={"reason": rejection.reason, "detail": rejection.detail}
-                )
-                self.metrics.add_metric(name="readings_rejected", unit=MetricUnit.Count, value=1)
-            if outcome.rejections:
-                raw = encode_message(event) if _jsonable(event) else repr(event).encode()
-                key = self.errors.keep(raw, outcome.rejections, keys)
-                self.logger.info("kept refused input", extra={"key": key})
+            document, refused = decode_message(raw)
+            if refused is not None:
+                return self._refuse(raw, [refused], keys)
+            outcome = validate_document(document, source.received_ms)
             batch = outcome.batch
             if batch is None:
-                return {"accepted": 0, "rejected": len(outcome.rejections), "transitions": 0}
-            # Alerts first: they are the latency that matters (reading -> ACTIVE). A failure
-            # after them is safe to retry, since the engine drops a batch it already applied and
-            # the hot-store item is keyed by the batch's name.
+                return self._refuse(raw, outcome.rejections, keys)
+            keys.update(boot=batch["boot"], seq=batch["seq"])
+            self.logger.thread_safe_append_keys(boot=batch["boot"], seq=batch["seq"])
+            mismatch = bind(batch, source, self.things, self.runs)
+            if mismatch is not None:
+                return self._refuse(raw, [mismatch], keys)
+            key = raw_key(source.site, source.thing, batch["sentAt"], batch["boot"], batch["seq"])
+            written = self.raw.keep(key, raw)
+            if written.outcome == CONFLICT:
+                conflict = Rejection(
+                    "conflicting-resend",
+                    f"{key} already holds other bytes for batch {batch['boot']}-{batch['seq']} "
+                    f"(version {written.version}): a re-sent batch must be byte-identical; the "
+                    "stored one stays current and this one is not processed",
+                )
+                return self._refuse(raw, [conflict], {**keys, "rawKey": key})
+            if outcome.rejections:
+                self._note_rejections(raw, outcome.rejections, keys)
+            # Alerts before the hot store: they are the latency that matters (reading ->
+            # ACTIVE). A failure after them is safe to retry, since the engine drops a batch it
+            # already applied and the hot-store item is keyed by the batch's name.
             transitions = self.alerts.process_batch(batch)
             stored = self.readings.put_batch(batch)
-            for transition in transitions:
-                self.logger.info("alert transition", extra={"transition": transition.as_dict()})
-            temperatures = [r["temperature"] for r in batch["readings"]]
-            self.metrics.add_metric(
-                name="sensor_data_ingested", unit=MetricUnit.Count, value=stored
-            )
-            self.metrics.add_metric(
-                name="temperature_avg",
-                unit=MetricUnit.Count,
-                value=sum(temperatures) / len(temperatures),
-            )
-            self.metrics.add_metric(
-                name="processing_lag_ms",
-                unit=MetricUnit.Milliseconds,
-                value=max(0, int(time.time() * 1000) - batch["sentAt"]),
-            )
+            self._accepted(batch, stored, transitions)
             return {
                 "accepted": stored,
                 "rejected": len(outcome.rejections),
+                "rejections": [r.detail for r in outcome.rejections],
                 "transitions": len(transitions),
+                "rawKey": key,
+                "raw": written.outcome,
+                "receivedMs": source.received_ms,
+                "storedMs": written.stored_ms,
+                "batch": {
+                    "thing": source.thing,
+                    "boot": batch["boot"],
+                    "seq": batch["seq"],
+                    "sentAt": batch["sentAt"],
+                    "runId": batch.get("runId"),
+                    "readings": len(document["readings"]),
+                },
             }
         finally:
-            self.logger.thread_safe_remove_keys(list(keys))
+            self.logger.thread_safe_remove_keys(["thing", "site", "boot", "seq"])
 
-    def _health(self, event: dict[str, Any]) -> dict[str, Any]:
-        transitions = self.alerts.process_health(event)
-        self.health.put(event)
+    def health_message(self, raw: bytes, source: Source) -> dict[str, Any]:
+        """A health message as received from `source`: validated and bound like telemetry."""
+        keys = {"thing": source.thing, "site": source.site, "kind": "health"}
+        document, refused = decode_message(raw)
+        if refused is not None:
+            return self._refuse(raw, [refused], keys)
+        outcome = validate_health(document, source.received_ms)
+        message = outcome.batch
+        if message is None:
+            return self._refuse(raw, outcome.rejections, keys)
+        mismatch = bind(message, source, self.things, self.runs)
+        if mismatch is not None:
+            return self._refuse(raw, [mismatch], keys)
+        transitions = self.alerts.process_health(message)
+        self.health.put(message)
         self.metrics.add_metric(name="health_received", unit=MetricUnit.Count, value=1)
-        self.logger.info(
-            "health", extra={"thing": event.get("thing"), "transitions": len(transitions)}
-        )
+        self.logger.info("health", extra={"thing": source.thing, "transitions": len(transitions)})
         return {"health": True, "transitions": len(transitions)}
+
+    def _accepted(self, batch: dict[str, Any], stored: int, transitions: list[Any]) -> None:
+        for transition in transitions:
+            self.logger.info("alert transition", extra={"transition": transition.as_dict()})
+        temperatures = [r["temperature"] for r in batch["readings"]]
+        self.metrics.add_metric(name="sensor_data_ingested", unit=MetricUnit.Count, value=stored)
+        self.metrics.add_metric(
+            name="temperature_avg",
+            unit=MetricUnit.Count,
+            value=sum(temperatures) / len(temperatures),
+        )
+        self.metrics.add_metric(
+            name="processing_lag_ms",
+            unit=MetricUnit.Milliseconds,
+            value=max(0, self.clock() - batch["sentAt"]),
+        )
+
+    def _note_rejections(
+        self, raw: bytes, rejections: list[Rejection], context: dict[str, Any]
+    ) -> str:
+        for rejection in rejections:
+            self.logger.warning(
+                "rejected", extra={"reason": rejection.reason, "detail": rejection.detail}
+            )
+            self.metrics.add_metric(name="readings_rejected", unit=MetricUnit.Count, value=1)
+        key = self.errors.keep(raw, rejections, context)
+        self.logger.info("kept refused input", extra={"key": key})
+        return key
+
+    def _refuse(
+        self, raw: bytes, rejections: list[Rejection], context: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Count, log and keep a message refused as a whole; it changes no state."""
+        reason = rejections[0].reason
+        if reason in IDENTITY_REASONS:
+            self.metrics.add_metric(name="identity_refused", unit=MetricUnit.Count, value=1)
+        elif reason == "conflicting-resend":
+            self.metrics.add_metric(name="conflicting_resends", unit=MetricUnit.Count, value=1)
+        key = self._note_rejections(raw, rejections, context)
+        return {
+            "accepted": 0,
+            "rejected": len(rejections),
+            "refused": reason,
+            "rejections": [r.detail for r in rejections],
+            "errorKey": key,
+            "transitions": 0,
+        }
 
 
 def _jsonable(value: Any) -> bool:

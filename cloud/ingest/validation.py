@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chantier.telemetry import MAX_MESSAGE_BYTES
-from cloud.ingest.models import BatchEnvelope, Reading
+from chantier.telemetry import FUTURE_TOLERANCE_MS, MAX_MESSAGE_BYTES
+from cloud.ingest.models import BatchEnvelope, HealthMessage, Reading
 
 
 @dataclass(frozen=True)
@@ -52,27 +52,43 @@ def _summary(exc: ValidationError) -> tuple[str, str]:
     return reason, f"{where}: {first['msg']}{more}"
 
 
-def validate_document(document: Any) -> ValidationOutcome:
-    """Validate a decoded schema-1 message; readings are accepted or rejected one by one."""
+def _schema_one(document: Any) -> Rejection | None:
     if not isinstance(document, dict):
-        return ValidationOutcome(
-            rejections=[Rejection("invalid-envelope", "message is not a JSON object")]
-        )
+        return Rejection("invalid-envelope", "message is not a JSON object")
     schema = document.get("schema")
     if type(schema) is not int or schema != 1:  # True and 1.0 equal 1 in Python, not in JSON
-        return ValidationOutcome(
-            rejections=[
-                Rejection(
-                    "unknown-schema",
-                    f"schema {schema!r:.40} is not supported: expected 1 (an integer)",
-                )
-            ]
+        return Rejection(
+            "unknown-schema", f"schema {schema!r:.40} is not supported: expected 1 (an integer)"
         )
+    return None
+
+
+def _too_far_ahead(what: str, stamp: int, received_ms: int | None) -> str | None:
+    if received_ms is None or stamp <= received_ms + FUTURE_TOLERANCE_MS:
+        return None
+    return (
+        f"{what} {stamp} is {(stamp - received_ms) / 60_000:.1f} min after the message was "
+        f"received ({received_ms}): expected at most {FUTURE_TOLERANCE_MS // 60_000} min ahead"
+    )
+
+
+def validate_document(document: Any, received_ms: int | None = None) -> ValidationOutcome:
+    """Validate a decoded schema-1 message; readings are accepted or rejected one by one.
+
+    With `received_ms`, a batch or a reading stamped more than FUTURE_TOLERANCE_MS after it is
+    refused: its time would pass for the newest for ever and hide every real reading after it.
+    """
+    refused = _schema_one(document)
+    if refused is not None:
+        return ValidationOutcome(rejections=[refused])
     try:
         envelope = BatchEnvelope.model_validate(document)
     except ValidationError as exc:
         _, detail = _summary(exc)
         return ValidationOutcome(rejections=[Rejection("invalid-envelope", detail)])
+    ahead = _too_far_ahead("sentAt", envelope.sentAt, received_ms)
+    if ahead is not None:
+        return ValidationOutcome(rejections=[Rejection("future-timestamp", ahead)])
     accepted: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     for index, item in enumerate(envelope.readings):
@@ -82,6 +98,10 @@ def validate_document(document: Any) -> ValidationOutcome:
             reason, detail = _summary(exc)
             rejections.append(Rejection(f"{reason}-reading", f"readings[{index}].{detail}", index))
             continue
+        ahead = _too_far_ahead(f"readings[{index}].ts", reading.ts, received_ms)
+        if ahead is not None:
+            rejections.append(Rejection("future-reading", ahead, index))
+            continue
         accepted.append(reading.model_dump(exclude_none=True))
     if not accepted:
         return ValidationOutcome(rejections=rejections)
@@ -90,17 +110,37 @@ def validate_document(document: Any) -> ValidationOutcome:
     return ValidationOutcome(batch=batch, rejections=rejections)
 
 
-def validate_bytes(raw: bytes) -> ValidationOutcome:
-    """Validate a message as received (size, JSON, schema)."""
+def decode_message(raw: bytes) -> tuple[Any, Rejection | None]:
+    """The JSON document of a message as received, or why it is none (size, JSON)."""
     if len(raw) > MAX_MESSAGE_BYTES:
-        return ValidationOutcome(
-            rejections=[
-                Rejection("oversized", f"{len(raw)} bytes: expected at most {MAX_MESSAGE_BYTES}")
-            ]
+        return None, Rejection(
+            "oversized", f"{len(raw)} bytes: expected at most {MAX_MESSAGE_BYTES}"
         )
     try:
-        document = decode(raw)
+        return decode(raw), None
     except (ValueError, UnicodeDecodeError) as exc:
-        return ValidationOutcome(rejections=[Rejection("malformed-json", str(exc))])
+        return None, Rejection("malformed-json", str(exc))
 
-    return validate_document(document)
+
+def validate_bytes(raw: bytes, received_ms: int | None = None) -> ValidationOutcome:
+    """Validate a message as received (size, JSON, schema)."""
+    document, refused = decode_message(raw)
+    if refused is not None:
+        return ValidationOutcome(rejections=[refused])
+    return validate_document(document, received_ms)
+
+
+def validate_health(document: Any, received_ms: int | None = None) -> ValidationOutcome:
+    """Validate a decoded health-1 message as a whole; `batch` holds it when accepted."""
+    refused = _schema_one(document)
+    if refused is not None:
+        return ValidationOutcome(rejections=[refused])
+    try:
+        message = HealthMessage.model_validate(document)
+    except ValidationError as exc:
+        _, detail = _summary(exc)
+        return ValidationOutcome(rejections=[Rejection("invalid-health", detail)])
+    ahead = _too_far_ahead("sentAt", message.sentAt, received_ms)
+    if ahead is not None:
+        return ValidationOutcome(rejections=[Rejection("future-timestamp", ahead)])
+    return ValidationOutcome(batch=message.model_dump(by_alias=True))

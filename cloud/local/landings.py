@@ -33,6 +33,8 @@ def landing_line(key: str, received_ms: int, stored_ms: int, message: Any) -> di
         readings = message.get("readings")
         if isinstance(readings, list):
             line["readings"] = len(readings)
+        elif isinstance(readings, int):  # a count already (the ingest function's summary)
+            line["readings"] = readings
     return line
 
 

@@ -293,6 +293,12 @@ class LocalStack:
             self.landings.record(
                 details["key"], details["received_ms"], details["stored_ms"], details["message"]
             )
+        landed = details.get("result") if kind == "lambda" else None
+        if isinstance(landed, dict) and landed.get("rawKey") and self.landings is not None:
+            # The ingest function writes the raw batch itself (docs/architecture.md, step 5).
+            self.landings.record(
+                landed["rawKey"], landed["receivedMs"], landed["storedMs"], landed["batch"]
+            )
         if self.on_event is not None:
             self.on_event(kind, details)
 

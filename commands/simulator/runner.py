@@ -166,6 +166,8 @@ class Simulation:
                 "reporting": o.reporting,
                 "source": "chantier simulate",
             },
+            # Only the machines listed here may write into the run (their batches name it).
+            "things": [thing for thing, _ in machine_names(o.fleet, o.devices)],
         }
         try:
             run: dict[str, Any] = self.api.call("POST", "/api/runs/start", body)

@@ -17,6 +17,7 @@ class MemoryRuns:
 
     def __init__(self) -> None:
         self.runs: dict[str, Run] = {}
+        self.machines: dict[str, frozenset[str]] = {}
         self.counter = 0
         self._lock = threading.Lock()
 
@@ -40,6 +41,13 @@ class MemoryRuns:
 
     def get(self, run_id: str) -> Run | None:
         return self.runs.get(run_id)
+
+    def set_members(self, run_id: str, things: frozenset[str], expires_at_s: int) -> None:
+        if things:
+            self.machines[run_id] = things
+
+    def members(self, run_id: str) -> frozenset[str]:
+        return self.machines.get(run_id, frozenset())
 
     def running(self) -> list[Run]:
         return [r for r in self.runs.values() if r.status == RUNNING]
