@@ -771,8 +771,8 @@ def measure(minutes: int, pace_s: float, warmup: int) -> Measured:
                 _pause_until(begin + (minute + 1) * pace_s)
             if not any(key[3] == "raw batch object" for key in m.per_kind.get("batch", {})):
                 raise RuntimeError(
-                    "no raw S3 PUT was filed under the rule action: the meter tells rule actions "
-                    "by their thread name (rule-action-*, cloud/local/rules_engine.py)"
+                    "no raw S3 PUT was filed for a batch: the ingest function writes it "
+                    "(cloud/ingest/raw_archive.py) under raw/"
                 )
             # One alert opening and clearing: two crafted batches (design brief's engine rule).
             base = sim.now_ms + 60_000
