@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict[str, Any]], None]
 # Messages the rules engine handles at once (a thing's messages always in order). Each waits
 # for its actions, a few moto round trips: with 8, 1,000 machines in the `live` profile queued
-# for seconds while moto and the handlers had spare time (docs/performance.md). Two actions per
-# message (S3 and Lambda) run side by side; the clients keep a pooled connection for each.
+# for seconds while moto and the handlers had spare time (docs/performance.md). The clients
+# keep a pooled connection for each worker's calls.
 RULES_WORKERS = 32
 POOLED_CONNECTIONS = 2 * RULES_WORKERS + 8
 # How long a thread may hold the GIL while others wait (Python's default is 5 ms): the stack's

@@ -30,11 +30,38 @@ def test_raw_bucket_is_versioned_encrypted_private_and_tls_only() -> None:
 
 def test_topic_rules_use_sql_2016_and_have_an_error_action() -> None:
     rules = LocalTemplate().topic_rules()
-    telemetry = next(r for r in rules if r.name.endswith("_telemetry"))
-    kinds = [next(iter(a)) for a in telemetry.actions]
-    assert kinds[:2] == ["S3", "Lambda"]
-    assert telemetry.actions[0]["S3"]["Key"].startswith("raw/site=${topic(3)}/thing=${topic(4)}/")
+    assert {r.name for r in rules} == {"chantier_telemetry", "chantier_health"}
     assert all(r.error_action for r in rules)
+
+
+def test_topic_rules_hand_the_function_the_bytes_and_the_topics_identity() -> None:
+    template = LocalTemplate()
+    for rule in template.topic_rules():
+        sql = rule.sql.replace(" ", "")
+        for selected in ("encode(*,'base64')ASpayload", "topic(3)ASsite", "topic(4)ASthing"):
+            assert selected in sql, (rule.name, selected)
+        assert [next(iter(a)) for a in rule.actions] == ["Lambda"]
+    # The rules' role keeps failed messages only: the raw batches are the function's to write.
+    role = template.properties("IotRuleRole")
+    resources = [
+        str(r)
+        for policy in role["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        for r in (
+            [statement["Resource"]]
+            if isinstance(statement["Resource"], str)
+            else statement["Resource"]
+        )
+    ]
+    assert resources and all(r.endswith("/errors/*") for r in resources)
+    ingest = template.properties("IngestFunction")["Policies"][0]["Statement"]
+    allowed = {
+        (str(a), str(s["Resource"]))
+        for s in ingest
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert any(a == "s3:PutObject" and r.endswith("/raw/*") for a, r in allowed)
+    assert any(a == "iot:DescribeThing" for a, _ in allowed)
 
 
 def test_device_policy_publishes_only_as_itself() -> None:

@@ -95,3 +95,30 @@ def test_every_rule_of_the_template_compiles_and_renders() -> None:
             for params in action.values():
                 if "Key" in params:
                     render_template(params["Key"], ctx())
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        json.dumps(PAYLOAD).encode(),
+        b"not json at all \xff",
+        b"[" * 5000 + b"]" * 5000,  # deeper than a rule reads as JSON
+        b'{"a": NaN}',
+    ],
+    ids=["json", "binary", "deep", "nan"],
+)
+def test_the_templates_rules_select_the_exact_bytes_and_the_topics_identity(
+    payload: bytes,
+) -> None:
+    import base64
+
+    for rule in LocalTemplate().topic_rules():
+        kind = rule.name.rsplit("_", 1)[1]
+        topic = f"dt/chantier/lyon/exc-01/{kind}"
+        statement = compile_statement(rule.sql)
+        assert statement.matches(topic)
+        selected = statement.select(ctx(payload, topic))
+        assert isinstance(selected, dict)
+        assert base64.b64decode(selected["payload"]) == payload
+        assert (selected["site"], selected["thing"], selected["kind"]) == ("lyon", "exc-01", kind)
+        assert selected["receivedAt"] == 1763733600999
