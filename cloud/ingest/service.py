@@ -32,6 +32,7 @@ from cloud.ingest.raw_archive import CONFLICT, RawWrite
 from cloud.ingest.readings_store import ReadingsStore
 from cloud.ingest.validation import (
     Rejection,
+    ValidationOutcome,
     decode_message,
     validate_document,
     validate_health,
@@ -89,18 +90,14 @@ class IngestService:
         keys: dict[str, Any] = {"thing": source.thing, "site": source.site}
         self.logger.thread_safe_append_keys(**keys)
         try:
-            document, refused = decode_message(raw)
-            if refused is not None:
-                return self._refuse(raw, [refused], keys)
-            outcome = validate_document(document, source.received_ms)
+            outcome, refusal = self._admit(raw, source, validate_document, keys)
+            if outcome is None or outcome.batch is None:
+                return refusal
             batch = outcome.batch
-            if batch is None:
-                return self._refuse(raw, outcome.rejections, keys)
             keys.update(boot=batch["boot"], seq=batch["seq"])
             self.logger.thread_safe_append_keys(boot=batch["boot"], seq=batch["seq"])
-            mismatch = bind(batch, source, self.things, self.runs)
-            if mismatch is not None:
-                return self._refuse(raw, [mismatch], keys)
+            # The raw write first: it tells the stored batch (or its re-delivery) from a
+            # conflicting re-send, which must change nothing.
             key = raw_key(source.site, source.thing, batch["sentAt"], batch["boot"], batch["seq"])
             written = self.raw.keep(key, raw)
             if written.outcome == CONFLICT:
@@ -134,7 +131,7 @@ class IngestService:
                     "seq": batch["seq"],
                     "sentAt": batch["sentAt"],
                     "runId": batch.get("runId"),
-                    "readings": len(document["readings"]),
+                    "readings": len(batch["readings"]) + len(outcome.rejections),
                 },
             }
         finally:
@@ -143,21 +140,34 @@ class IngestService:
     def health_message(self, raw: bytes, source: Source) -> dict[str, Any]:
         """A health message as received from `source`: validated and bound like telemetry."""
         keys = {"thing": source.thing, "site": source.site, "kind": "health"}
-        document, refused = decode_message(raw)
-        if refused is not None:
-            return self._refuse(raw, [refused], keys)
-        outcome = validate_health(document, source.received_ms)
+        outcome, refusal = self._admit(raw, source, validate_health, keys)
+        if outcome is None or outcome.batch is None:
+            return refusal
         message = outcome.batch
-        if message is None:
-            return self._refuse(raw, outcome.rejections, keys)
-        mismatch = bind(message, source, self.things, self.runs)
-        if mismatch is not None:
-            return self._refuse(raw, [mismatch], keys)
         transitions = self.alerts.process_health(message)
         self.health.put(message)
         self.metrics.add_metric(name="health_received", unit=MetricUnit.Count, value=1)
         self.logger.info("health", extra={"thing": source.thing, "transitions": len(transitions)})
         return {"health": True, "transitions": len(transitions)}
+
+    def _admit(
+        self,
+        raw: bytes,
+        source: Source,
+        validate: Callable[[Any, int | None], ValidationOutcome],
+        keys: dict[str, Any],
+    ) -> tuple[ValidationOutcome | None, dict[str, Any]]:
+        """The message validated and bound to its sender, or the answer of refusing it."""
+        document, refused = decode_message(raw)
+        if refused is not None:
+            return None, self._refuse(raw, [refused], keys)
+        outcome = validate(document, source.received_ms)
+        if outcome.batch is None:
+            return None, self._refuse(raw, outcome.rejections, keys)
+        mismatch = bind(outcome.batch, source, self.things, self.runs)
+        if mismatch is not None:
+            return None, self._refuse(raw, [mismatch], keys)
+        return outcome, {}
 
     def _accepted(self, batch: dict[str, Any], stored: int, transitions: list[Any]) -> None:
         for transition in transitions:

@@ -72,23 +72,35 @@ def _too_far_ahead(what: str, stamp: int, received_ms: int | None) -> str | None
     )
 
 
+def _parse(
+    model: type[BatchEnvelope] | type[HealthMessage],
+    reason: str,
+    document: Any,
+    received_ms: int | None,
+) -> tuple[Any, Rejection | None]:
+    """The message as `model` reads it, unless invalid or sent too far ahead (then why)."""
+    refused = _schema_one(document)
+    if refused is not None:
+        return None, refused
+    try:
+        message = model.model_validate(document)
+    except ValidationError as exc:
+        return None, Rejection(reason, _summary(exc)[1])
+    ahead = _too_far_ahead("sentAt", message.sentAt, received_ms)
+    if ahead is not None:
+        return None, Rejection("future-timestamp", ahead)
+    return message, None
+
+
 def validate_document(document: Any, received_ms: int | None = None) -> ValidationOutcome:
     """Validate a decoded schema-1 message; readings are accepted or rejected one by one.
 
     With `received_ms`, a batch or a reading stamped more than FUTURE_TOLERANCE_MS after it is
     refused: its time would pass for the newest for ever and hide every real reading after it.
     """
-    refused = _schema_one(document)
+    envelope, refused = _parse(BatchEnvelope, "invalid-envelope", document, received_ms)
     if refused is not None:
         return ValidationOutcome(rejections=[refused])
-    try:
-        envelope = BatchEnvelope.model_validate(document)
-    except ValidationError as exc:
-        _, detail = _summary(exc)
-        return ValidationOutcome(rejections=[Rejection("invalid-envelope", detail)])
-    ahead = _too_far_ahead("sentAt", envelope.sentAt, received_ms)
-    if ahead is not None:
-        return ValidationOutcome(rejections=[Rejection("future-timestamp", ahead)])
     accepted: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     for index, item in enumerate(envelope.readings):
@@ -132,15 +144,7 @@ def validate_bytes(raw: bytes, received_ms: int | None = None) -> ValidationOutc
 
 def validate_health(document: Any, received_ms: int | None = None) -> ValidationOutcome:
     """Validate a decoded health-1 message as a whole; `batch` holds it when accepted."""
-    refused = _schema_one(document)
+    message, refused = _parse(HealthMessage, "invalid-health", document, received_ms)
     if refused is not None:
         return ValidationOutcome(rejections=[refused])
-    try:
-        message = HealthMessage.model_validate(document)
-    except ValidationError as exc:
-        _, detail = _summary(exc)
-        return ValidationOutcome(rejections=[Rejection("invalid-health", detail)])
-    ahead = _too_far_ahead("sentAt", message.sentAt, received_ms)
-    if ahead is not None:
-        return ValidationOutcome(rejections=[Rejection("future-timestamp", ahead)])
     return ValidationOutcome(batch=message.model_dump(by_alias=True))
