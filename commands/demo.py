@@ -148,8 +148,12 @@ def run_demo(
     summary = DemoSummary()
 
     def on_stack_event(kind: str, details: dict[str, Any]) -> None:
-        if kind == "s3":
-            printer.line("<-", f"landed s3://…/{details['key']} ({details['bytes']} B)")
+        if kind == "landed":
+            again = " again, the same bytes" if details["raw"] == "duplicate" else ""
+            printer.line("<-", f"landed s3://…/{details['key']} ({details['bytes']} B){again}")
+        elif kind == "lambda" and (details.get("result") or {}).get("refused"):
+            result = details["result"]
+            printer.line("xx", f"refused ({result['refused']}), kept {result['errorKey']}")
         elif kind == "error-action":
             printer.line("xx", f"rule {details['rule']} failed, kept {details['key']}")
 

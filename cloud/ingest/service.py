@@ -123,6 +123,7 @@ class IngestService:
                 "transitions": len(transitions),
                 "rawKey": key,
                 "raw": written.outcome,
+                "bytes": len(raw),
                 "receivedMs": source.received_ms,
                 "storedMs": written.stored_ms,
                 "batch": {

@@ -293,14 +293,20 @@ class LocalStack:
             self.landings.record(
                 details["key"], details["received_ms"], details["stored_ms"], details["message"]
             )
+        if self.on_event is not None:
+            self.on_event(kind, details)
         landed = details.get("result") if kind == "lambda" else None
-        if isinstance(landed, dict) and landed.get("rawKey") and self.landings is not None:
-            # The ingest function writes the raw batch itself (docs/architecture.md, step 5).
+        if not isinstance(landed, dict) or not landed.get("rawKey"):
+            return
+        # The ingest function writes the raw batch itself (docs/architecture.md, step 5).
+        if self.landings is not None:
             self.landings.record(
                 landed["rawKey"], landed["receivedMs"], landed["storedMs"], landed["batch"]
             )
         if self.on_event is not None:
-            self.on_event(kind, details)
+            self.on_event(
+                "landed", {"key": landed["rawKey"], "bytes": landed["bytes"], "raw": landed["raw"]}
+            )
 
     def __enter__(self) -> LocalStack:
         self.start()
