@@ -10,6 +10,7 @@ again stays for a later replay. Processing an event twice is harmless (cloud/ing
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections.abc import Callable
@@ -37,13 +38,23 @@ class Replay:
 
 
 def describe_event(event: Any) -> str:
-    """A short name for an ingestion event: its machine and batch, or its kind."""
+    """A short name for a topic rule's event: its machine (the topic's) and batch, or its kind."""
     if not isinstance(event, dict):
         return type(event).__name__
     thing = event.get("thing", "?")
     if event.get("kind") == "health":
         return f"{thing} health"
-    return f"{thing} batch {event.get('boot', '?')}-{event.get('seq', '?')}"
+    batch = _message(event)
+    return f"{thing} batch {batch.get('boot', '?')}-{batch.get('seq', '?')}"
+
+
+def _message(event: dict[str, Any]) -> dict[str, Any]:
+    """The message inside a rule's event (its `payload`, base64), or {} when unreadable."""
+    try:
+        decoded = json.loads(base64.b64decode(str(event.get("payload") or "")))
+    except (ValueError, RecursionError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def redrive(sqs: Any, queue_url: str, invoke: Invoke) -> list[Replay]:

@@ -109,9 +109,10 @@ class LocalFunctions:
             context = LocalContext(context.function_name, request_id, invoked_function_arn=arn)
         return handler(event, context)
 
-    def invoke_async(self, arn: str, event: Any) -> None:
+    def invoke_async(self, arn: str, event: Any) -> Any:
         """Invoke as Lambda does an asynchronous event: retried as the function's
         EventInvokeConfig says, then kept in its on-failure destination with the error.
+        Returns what the handler returned (None once the event is kept as a failure).
 
         Raises only when the event could be neither processed nor kept (then the caller must
         not drop it: the rules engine runs the rule's error action and so keeps it under errors/).
@@ -125,8 +126,7 @@ class LocalFunctions:
         while True:
             attempt += 1
             try:
-                self.invoke(arn, event, request_id)
-                return
+                return self.invoke(arn, event, request_id)
             except Exception as exc:
                 error = exc
             if attempt == attempts:
@@ -145,6 +145,7 @@ class LocalFunctions:
             if self._stopping.wait(pause):
                 break  # the stack stops: keep it now rather than wait
         self._keep_failure(spec, arn, request_id, event, error, attempt)
+        return None
 
     def _keep_failure(
         self,

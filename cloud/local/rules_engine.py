@@ -171,8 +171,8 @@ class RulesEngine:
             except (ValueError, RecursionError) as exc:
                 raise ActionError(f"Lambda action needs a JSON payload: {exc!r:.200}") from None
             # Raises only when the event could not even be kept: an action failure, as in AWS.
-            self._invoke(params["FunctionArn"], event)
-            self._on_event("lambda", {"function": params["FunctionArn"]})
+            result = self._invoke(params["FunctionArn"], event)
+            self._on_event("lambda", {"function": params["FunctionArn"], "result": result})
             return
         raise ActionError(f"action {kind} is not supported by the local rules engine")
 

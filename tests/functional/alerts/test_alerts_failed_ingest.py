@@ -4,11 +4,13 @@ log, and its alert raised by `chantier alerts redrive` once the cause is fixed."
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,6 @@ pytestmark = pytest.mark.functional
 SITE = "kept-site"
 RULE = "engine-overheat"
 CHANTIER = Path(sys.executable).with_name("chantier")
-EXAMPLES = Path(__file__).resolve().parents[3] / "chantier/contracts/examples/valid"
 
 
 def _chantier(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -84,9 +85,12 @@ def test_a_batch_failing_every_attempt_is_kept_counted_and_replayed(
     assert record["requestContext"]["functionArn"].endswith(
         ":function:chantier-local-ingestfunction:$LATEST"
     )
-    assert record["requestPayload"]["seq"] == 7
+    # The rule's event: the batch as published, with its topic's site and thing.
+    event = record["requestPayload"]
+    assert (event["thing"], event["site"], event["kind"]) == (machine.thing, SITE, "telemetry")
+    assert base64.b64decode(event["payload"]) == hot
     assert record["responsePayload"]["errorType"] == "ResourceNotFoundException"
-    # The rule's S3 action is independent: the raw batch landed.
+    # The function writes the raw batch before the alerts: it landed at the first attempt.
     batch = json.loads(hot)
     key = raw_key(SITE, machine.thing, batch["sentAt"], batch["boot"], 7)
     assert stack.client("s3").head_object(Bucket=stack.info.raw_bucket, Key=key)
@@ -103,13 +107,20 @@ def test_a_batch_failing_every_attempt_is_kept_counted_and_replayed(
 
 def test_a_replay_that_fails_again_leaves_the_record_in_the_queue(stack: LocalStack) -> None:
     assert stack.info is not None
+    machine, _ = provision_machine(stack, "exc-again", SITE, "excavator")
     queue = QueueDestination(stack.client("sqs"), stack.info.failures_queue)
     record = {
         "requestContext": {
             "requestId": "0f0f0f0f-aaaa-bbbb-cccc-000000000000",
             "functionArn": stack.template.arn("IngestFunction") + ":$LATEST",
         },
-        "requestPayload": json.loads((EXAMPLES / "excavator-engine.json").read_bytes()),
+        "requestPayload": {
+            "payload": base64.b64encode(crafted_batch(machine, 3, [60.0])).decode(),
+            "site": SITE,
+            "thing": machine.thing,
+            "kind": "telemetry",
+            "receivedAt": int(time.time() * 1000),
+        },
     }
     queue.keep(record)
     dynamodb = stack.client("dynamodb")

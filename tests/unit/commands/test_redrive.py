@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -47,9 +48,15 @@ def _record(event: dict[str, Any]) -> str:
     return json.dumps(failure_record(ARN, "req-1", event, KeyError("x"), 3))
 
 
+def _event(thing: str, boot: str, seq: int) -> dict[str, Any]:
+    """A topic rule's event for a batch of `thing` (the message base64, the topic's identity)."""
+    payload = json.dumps({"thing": thing, "boot": boot, "seq": seq}).encode()
+    return {"payload": base64.b64encode(payload).decode(), "thing": thing, "kind": "telemetry"}
+
+
 def test_processed_events_leave_the_queue_and_failed_ones_are_visible_again() -> None:
-    good = {"thing": "exc-01", "boot": "b1", "seq": 1}
-    bad = {"thing": "exc-02", "boot": "b2", "seq": 2}
+    good = _event("exc-01", "b1", 1)
+    bad = _event("exc-02", "b2", 2)
     queue = FakeQueue([_record(good), _record(bad), "not json"])
     calls: list[tuple[str, Any]] = []
 
@@ -75,7 +82,8 @@ def test_an_empty_queue_replays_nothing() -> None:
 
 def test_events_are_named_for_people() -> None:
     assert describe_event({"thing": "crane-01", "kind": "health"}) == "crane-01 health"
-    assert describe_event({"thing": "exc-01", "boot": "9c1e", "seq": 4}) == "exc-01 batch 9c1e-4"
+    assert describe_event(_event("exc-01", "9c1e", 4)) == "exc-01 batch 9c1e-4"
+    assert describe_event({"thing": "exc-01", "payload": "%%"}) == "exc-01 batch ?-?"
     assert describe_event([1]) == "list"
 
 
