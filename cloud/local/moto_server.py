@@ -200,9 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MOTO_PORT", str(args.port))
 
     stop = stop_on_signals(on_signal=_leave_server_loop)
-    # Request threads mostly wait on sockets: a short GIL slice (Python's default is 5 ms)
-    # keeps one busy request from delaying every other by its whole slice.
-    sys.setswitchinterval(0.0005)
     freeze_heap_every(FREEZE_EVERY_S, stop)
     with contextlib.ExitStack() as patches:
         if args.mirror is not None:

@@ -9,7 +9,6 @@ import gc
 import logging
 import os
 import secrets
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -18,7 +17,6 @@ from types import TracebackType
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
 from cloud.local.broker import (
     OBSERVER_IDENTITY,
@@ -42,15 +40,13 @@ from cloud.local.template import LocalTemplate
 log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict[str, Any]], None]
 # Messages the rules engine handles at once (a thing's messages always in order). Each waits
-# for its actions, a few moto round trips: with 8, 1,000 machines in the `live` profile queued
-# for seconds while moto and the handlers had spare time (docs/performance.md). The clients
-# keep a pooled connection for each worker's calls.
-RULES_WORKERS = 32
-POOLED_CONNECTIONS = 2 * RULES_WORKERS + 8
-# How long a thread may hold the GIL while others wait (Python's default is 5 ms): the stack's
-# threads mostly wait on sockets, and a short slice keeps one busy thread from adding its
-# whole slice to every other request's latency.
-SWITCH_INTERVAL_S = 0.0005
+# for its Lambda action, a few moto round trips: with 4, 700 machines at agent defaults queued
+# for seconds while moto had spare time. Two actions per message (S3 and Lambda) run side by
+# side. More than botocore's 10 pooled connections per client would open a connection a call.
+# (32 workers with a 0.5 ms GIL slice were tried for the live profile at 1,000 machines; one
+# run on a loaded machine made the alert path slower, so the change was not kept:
+# docs/performance.md.)
+RULES_WORKERS = 8
 BROKER_RESUBSCRIBE_S = 30.0
 
 
@@ -131,10 +127,7 @@ class LocalStack:
                 api_token=secrets.token_urlsafe(24),
                 pid=os.getpid(),
             )
-            kwargs: dict[str, Any] = {
-                **info.boto3_kwargs(),
-                "config": Config(max_pool_connections=POOLED_CONNECTIONS),
-            }
+            kwargs = info.boto3_kwargs()
             clients = {
                 name: boto3.client(name, **kwargs)
                 for name in ("s3", "dynamodb", "iot", "sns", "sqs")
@@ -333,7 +326,6 @@ class LocalStack:
         self.functions.warm()
         gc.collect()
         gc.freeze()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     # ---------- helpers for tools running inside the stack's process ----------
     def client(self, service: str) -> Any:

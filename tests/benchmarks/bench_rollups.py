@@ -86,7 +86,8 @@ def prepare(endpoint: dict[str, str], machines: int) -> dict[str, str]:
     from cloud.local.template import LocalTemplate
 
     template = LocalTemplate()
-    clients = {name: boto3.client(name, **endpoint) for name in ("s3", "dynamodb", "iot", "sns")}
+    services = ("s3", "dynamodb", "iot", "sns", "sqs")
+    clients = {name: boto3.client(name, **endpoint) for name in services}
     create_from_template(template, clients)
     alerts = boto3.resource("dynamodb", **endpoint).Table(template.physical_name("AlertsTable"))
     start, _ = day_bounds(DAY)
