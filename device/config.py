@@ -131,7 +131,7 @@ class AgentConfig:
     deadband_temperature: float = 1.0
     deadband_humidity: float = 3.0
     deadband_pressure: float = 1.0
-    early_min_interval_s: float = 60.0
+    early_min_interval_s: float = 300.0
     queue_max_readings: int = 200_000
     rules_file: Path | None = None
     run_id: str | None = None
@@ -376,7 +376,7 @@ def check_mapping(
         deadband_temperature=r.number("deadband_temperature", 1.0, low=0.0, high=1000),
         deadband_humidity=r.number("deadband_humidity", 3.0, low=0.0, high=100),
         deadband_pressure=r.number("deadband_pressure", 1.0, low=0.0, high=1000),
-        early_min_interval_s=r.number("early_min_interval_s", 60.0, low=0.0, high=86400),
+        early_min_interval_s=r.number("early_min_interval_s", 300.0, low=0.0, high=86400),
         queue_max_readings=r.integer("queue_max_readings", 200_000, low=10),
         rules_file=r.path("rules_file", base, None),
         run_id=run_id,

@@ -142,7 +142,12 @@ class Sender:
                 self._retry_at[batch_id] = time.monotonic() + FAILED_RETRY_S
                 self._counters.batches_failed += 1
                 self._emit(
-                    "publish-failed", logging.WARNING, reason=outcome.reason, **_details(flight)
+                    "publish-failed",
+                    logging.WARNING,
+                    text=f"batch {flight.seq} not delivered: {outcome.reason}; it stays queued "
+                    "and is sent again",
+                    reason=outcome.reason,
+                    **_details(flight),
                 )
                 self._queue.mark_attempt(batch_id)
 
@@ -158,12 +163,22 @@ class Sender:
         n = self._refused_count.get(batch_id, 0) + 1
         self._refused_count[batch_id] = n
         low, high = REFUSED_BACKOFF_S
-        self._retry_at[batch_id] = time.monotonic() + min(high, low * 2 ** (n - 1))
+        backoff = min(high, low * 2 ** (n - 1))
+        self._retry_at[batch_id] = time.monotonic() + backoff
         self._counters.batches_refused += 1
         code = outcome.code
         if code is not None:
             self._counters.refusals[code] = self._counters.refusals.get(code, 0) + 1
-        self._emit("refused", logging.ERROR, code=code, reason=outcome.reason, **_details(flight))
+        self._emit(
+            "refused",
+            logging.ERROR,
+            text=f"batch {flight.seq} refused: {outcome.reason}; it stays queued and is sent "
+            f"again in {backoff:g} s",
+            code=code,
+            reason=outcome.reason,
+            retry_in_s=backoff,
+            **_details(flight),
+        )
         self._queue.mark_attempt(batch_id)
 
     def expire(self, now: float) -> None:

@@ -36,6 +36,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert config.health_interval_s == 900.0
     assert (config.deadband_temperature, config.deadband_humidity) == (1.0, 3.0)
     assert config.deadband_pressure == 1.0
+    assert config.early_min_interval_s == 300.0
     assert config.queue_max_readings == 200_000
     assert config.topic_prefix == ""
     assert config.cert == tmp_path / "certs/exc-01.crt"
