@@ -23,7 +23,7 @@ from device.config import INVALID, AgentConfig, unknown_env
 
 ERROR, WARNING, NOTE = "error", "warning", "note"
 CERT_RENEW_WARNING = timedelta(days=30)
-# Below this, a week offline (two sensors at 1 Hz) may not fit on the card.
+# Below this, a week offline (two sensors at one reading per second) may not fit on the card.
 LOW_DISK_BYTES = 64 * 1024 * 1024
 PI_MODEL_FILE = Path("/proc/device-tree/model")
 REG_CHIP_ID, BME280_CHIP_ID, BMP280_CHIP_ID = 0xD0, 0x60, 0x58

@@ -29,6 +29,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, BASE + SENSOR), env={})
     assert config.port == 8883
+    assert config.sample_interval_s == 5.0
     assert config.batch_max_bytes == 65536
     # reporting by exception: a steady machine reports every 15 minutes
     assert config.profile == "default"
