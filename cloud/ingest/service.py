@@ -96,26 +96,30 @@ class IngestService:
             batch = outcome.batch
             keys.update(boot=batch["boot"], seq=batch["seq"])
             self.logger.thread_safe_append_keys(boot=batch["boot"], seq=batch["seq"])
-            # The raw write first: it tells the stored batch (or its re-delivery) from a
-            # conflicting re-send, which must change nothing.
+            # Alerts first: they are the latency that matters (reading -> ACTIVE). A failure
+            # after them is safe to retry, since the engine drops a batch it already applied.
+            transitions = self.alerts.process_batch(batch)
+            for transition in transitions:
+                self.logger.info("alert transition", extra={"transition": transition.as_dict()})
             key = raw_key(source.site, source.thing, batch["sentAt"], batch["boot"], batch["seq"])
             written = self.raw.keep(key, raw)
             if written.outcome == CONFLICT:
+                # The stored batch stays current, in raw/ and in the hot store. The alert engine
+                # did see these readings, as it would under a new seq from the same machine.
                 conflict = Rejection(
                     "conflicting-resend",
                     f"{key} already holds other bytes for batch {batch['boot']}-{batch['seq']} "
                     f"(version {written.version}): a re-sent batch must be byte-identical; the "
-                    "stored one stays current and this one is not processed",
+                    "stored one stays current, this one is kept here only",
                 )
-                return self._refuse(raw, [conflict], {**keys, "rawKey": key})
+                return {
+                    **self._refuse(raw, [conflict], {**keys, "rawKey": key}),
+                    "transitions": len(transitions),
+                }
             if outcome.rejections:
                 self._note_rejections(raw, outcome.rejections, keys)
-            # Alerts before the hot store: they are the latency that matters (reading ->
-            # ACTIVE). A failure after them is safe to retry, since the engine drops a batch it
-            # already applied and the hot-store item is keyed by the batch's name.
-            transitions = self.alerts.process_batch(batch)
             stored = self.readings.put_batch(batch)
-            self._accepted(batch, stored, transitions)
+            self._accepted(batch, stored)
             return {
                 "accepted": stored,
                 "rejected": len(outcome.rejections),
@@ -170,9 +174,7 @@ class IngestService:
             return None, self._refuse(raw, [mismatch], keys)
         return outcome, {}
 
-    def _accepted(self, batch: dict[str, Any], stored: int, transitions: list[Any]) -> None:
-        for transition in transitions:
-            self.logger.info("alert transition", extra={"transition": transition.as_dict()})
+    def _accepted(self, batch: dict[str, Any], stored: int) -> None:
         temperatures = [r["temperature"] for r in batch["readings"]]
         self.metrics.add_metric(name="sensor_data_ingested", unit=MetricUnit.Count, value=stored)
         self.metrics.add_metric(

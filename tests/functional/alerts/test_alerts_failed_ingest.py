@@ -90,10 +90,11 @@ def test_a_batch_failing_every_attempt_is_kept_counted_and_replayed(
     assert (event["thing"], event["site"], event["kind"]) == (machine.thing, SITE, "telemetry")
     assert base64.b64decode(event["payload"]) == hot
     assert record["responsePayload"]["errorType"] == "ResourceNotFoundException"
-    # The function writes the raw batch before the alerts: it landed at the first attempt.
+    # The function writes the raw batch after the alerts: not yet.
     batch = json.loads(hot)
     key = raw_key(SITE, machine.thing, batch["sentAt"], batch["boot"], 7)
-    assert stack.client("s3").head_object(Bucket=stack.info.raw_bucket, Key=key)
+    listed = stack.client("s3").list_objects_v2(Bucket=stack.info.raw_bucket, Prefix=key)
+    assert listed.get("KeyCount", 0) == 0
 
     # Fixed (the table is back), the replay raises the alert the batch carried.
     create_table(dynamodb, table_name, stack.template.properties("AlertsTable"))
@@ -102,6 +103,8 @@ def test_a_batch_failing_every_attempt_is_kept_counted_and_replayed(
     assert "1 replayed, 0 failed again" in replay.stdout
     assert f"{machine.thing} batch {batch['boot']}-7" in replay.stdout
     assert wait_for(state_is(alerts_table(stack), machine.thing, "engine", RULE, "ACTIVE"), 10)
+    raw = stack.client("s3").get_object(Bucket=stack.info.raw_bucket, Key=key)["Body"].read()
+    assert raw == hot
     assert "none kept" in _status_line(stack)
 
 
