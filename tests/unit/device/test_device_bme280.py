@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from device.sensors.base import Measurement, SensorError
@@ -188,7 +188,9 @@ def data_registers(bus: EmulatedBus) -> tuple[int, int, int]:
     return temp, press, (raw[6] << 8) | raw[7]
 
 
-@settings(max_examples=100, deadline=None)
+# About half the random calibrations cannot express the drawn value (assume below); hypothesis
+# still finds 100 that can, but its early health check sometimes calls that too much filtering.
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(
     calib=any_calibration,
     t=st.floats(-40, 85),
