@@ -30,7 +30,8 @@ class Scene:
 
     name: str
     equipment: str  # the first machine of this equipment gets it
-    sensor: str  # which simulated sensor misbehaves ("" for the whole machine)
+    # which sensor misbehaves, named as the machine's bundle names it ("" for the whole machine)
+    sensor: str
     rule: str
     start_s: float
     duration_s: float
@@ -48,9 +49,9 @@ class Scene:
 # for its alert to open after the rule's `for` and to clear once the fault is over).
 SCENES: tuple[Scene, ...] = (
     Scene("overheat", "excavator", "engine", "engine-overheat", 5, 30, "overheat", 84.0),
-    Scene("freeze", "concrete-mixer", "ambient", "freeze-risk", 10, 35, "freeze", -3.0),
+    Scene("freeze", "concrete-mixer", "drum", "freeze-risk", 10, 35, "freeze", -3.0),
     Scene("condensation", "site-cabin", "ambient", "condensation", 15, 35, "condensation", 0.4),
-    Scene("sensor failure", "generator", "ambient", "sensor-fault-reported", 20, 30, "dropout"),
+    Scene("sensor failure", "generator", "enclosure", "sensor-fault-reported", 20, 30, "dropout"),
     Scene("network cut", "crane", "", "offline", 25, 45, "network-cut"),
 )
 SCENES_SPAN_S = 100.0

@@ -105,7 +105,7 @@ def register(sub: Any) -> None:
         nargs="*",
         choices=FAULT_KINDS,
         metavar="FAULT",
-        help=f"faults injected on engine sensors: {', '.join(FAULT_KINDS)}",
+        help=f"faults injected on the sensors their rule watches: {', '.join(FAULT_KINDS)}",
     )
     parser.add_argument("--fleet", default="sim", help="thing name prefix (default sim)")
     parser.add_argument("--site", default="simulation", help="site of the machines")

@@ -80,6 +80,46 @@ def provision_machine(
     return Machine(thing, site, equipment, result.bundle_dir), result.certificate_id
 
 
+def sensor_names(equipment: str) -> tuple[str, ...]:
+    """The sensors a provisioned bundle lists for this equipment (provisioning/bundle.py), so
+    a simulated machine carries the sensors its alert rules watch: a crane's `cabin`, a
+    generator's `engine` and `enclosure`, a mixer's `drum` and `engine`..."""
+    from provisioning.bundle import AgentSettings
+
+    return AgentSettings(driver="simulated").sensor_names(equipment)
+
+
+# The alert rule each fault kind is meant to show; the fault goes on the sensors that rule
+# watches. The other kinds (stuck, dropout, spikes) are sensor faults any sensor can have.
+FAULT_RULES = {
+    "overheat": "engine-overheat",
+    "freeze": "freeze-risk",
+    "condensation": "condensation",
+    "storm": "storm-risk",
+}
+
+
+def faults_for(equipment: str, sensor: str, faults: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The faults of `faults` that land on this sensor of a machine of this equipment.
+
+    A fault goes on the sensors its rule watches on this equipment (an overheat on the
+    engine, a freeze on a mixer's drum); when the equipment has no such rule, or for a
+    sensor fault, on the machine's first sensor, so every injected fault shows somewhere.
+    """
+    from chantier.alerts.rules import load_rules
+
+    if not faults:
+        return ()
+    rules = {rule.id: rule for rule in load_rules().rules_for(equipment)}
+    first = sensor_names(equipment)[0]
+    chosen = []
+    for fault in faults:
+        rule = rules.get(FAULT_RULES.get(fault.kind, ""))
+        if rule.matches(sensor) if rule is not None else sensor == first:
+            chosen.append(fault)
+    return tuple(chosen)
+
+
 def agent_config(
     machine: Machine,
     stack: LocalStack,
@@ -100,9 +140,11 @@ def agent_config(
 
     info = stack.info
     assert info is not None, "stack not started"
-    sensors: list[SensorConfig] = [SensorConfig(name="ambient", seed=seed)]
-    if machine.equipment != "site-cabin":
-        sensors.insert(0, SensorConfig(name="engine", seed=seed, faults=faults))
+    names = sensor_names(machine.equipment)
+    sensors = tuple(
+        SensorConfig(name=name, seed=seed, faults=faults_for(machine.equipment, name, faults))
+        for name in names
+    )
     return AgentConfig(
         thing=machine.thing,
         site=machine.site,
@@ -121,6 +163,6 @@ def agent_config(
         ),
         clock_sync="assume-synced",
         run_id=run_id,
-        sensors=tuple(sensors),
+        sensors=sensors,
         source=f"simulated:{machine.thing}",
     )

@@ -30,9 +30,9 @@ def _run(args: list[str], tmp_path: Path, timeout_s: float) -> subprocess.Comple
 
 FAULT_ALERTS = {
     "overheat": "exc-01/engine/engine-overheat",
-    "freeze": "mixer-01/ambient/freeze-risk",
+    "freeze": "mixer-01/drum/freeze-risk",
     "condensation": "cabin-01/ambient/condensation",
-    "sensor failure": "gen-01/ambient/sensor-fault-reported",
+    "sensor failure": "gen-01/enclosure/sensor-fault-reported",
     "network cut": "crane-01/*/offline",
 }
 
