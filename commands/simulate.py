@@ -7,13 +7,18 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chantier.signals import stop_on_signals
 from commands.api_client import ApiCallError, ApiConfigError, client_from
 from commands.runs import add_api_options
 
+if TYPE_CHECKING:
+    from commands.simulator.runner import SimulateOptions
+
 EXIT_REFUSED = 2
+# Batches of a run started without --batch-age or --reporting: a short run shows data at once.
+QUICK_BATCH_AGE_S = 5.0
 
 
 def _positive(kind: type) -> Any:
@@ -29,10 +34,33 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def options_from(args: argparse.Namespace, state: Path) -> SimulateOptions:
+    """The run the command line asks for."""
+    from commands.simulator.runner import SimulateOptions
+    from device.config import AgentConfig
+
+    return SimulateOptions(
+        devices=args.devices,
+        duration_s=args.duration,
+        interval_s=args.interval or (AgentConfig.sample_interval_s if args.reporting else 1.0),
+        state=state,
+        profile=args.profile,
+        faults=tuple(args.faults or ()),
+        fleet=args.fleet,
+        site=args.site,
+        # A reporting profile alone means the agent's own cadence for it; no option at all
+        # keeps the quick 5 s batches a short run needs to show anything.
+        batch_age_s=args.batch_age if args.batch_age or args.reporting else QUICK_BATCH_AGE_S,
+        reporting=args.reporting or "default",
+        seed=args.seed,
+        ramp_s=args.ramp,
+        processes=args.processes,
+    )
+
+
 def _command(args: argparse.Namespace) -> int:
     from cloud.local.stackinfo import StackNotRunningError, state_dir
     from commands.simulator.runner import (
-        SimulateOptions,
         Simulation,
         SimulationRefusedError,
         print_summary,
@@ -44,20 +72,7 @@ def _command(args: argparse.Namespace) -> int:
     stop = stop_on_signals(
         on_signal=lambda name: print(f"\nstopping ({name}): finishing the run…", file=sys.stderr)
     )
-    opts = SimulateOptions(
-        devices=args.devices,
-        duration_s=args.duration,
-        interval_s=args.interval,
-        state=state,
-        profile=args.profile,
-        faults=tuple(args.faults or ()),
-        fleet=args.fleet,
-        site=args.site,
-        batch_age_s=args.batch_age,
-        seed=args.seed,
-        ramp_s=args.ramp,
-        processes=args.processes,
-    )
+    opts = options_from(args, state)
     try:
         api = client_from(args.url, args.token, state)
         # With --json, stdout carries the summary alone; progress goes to stderr.
@@ -77,7 +92,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from device.config import FAULT_KINDS
+    from device.config import FAULT_KINDS, REPORTING_PROFILES, AgentConfig
     from device.sensors.simulated import PROFILES
 
     parser = sub.add_parser(
@@ -92,8 +107,8 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--interval",
         type=_positive(float),
-        default=1.0,
-        help="seconds between readings of a sensor (default 1)",
+        help="seconds between readings of a sensor (default 1, or the agent's own "
+        f"{AgentConfig.sample_interval_s:g} with --reporting)",
     )
     parser.add_argument(
         "--profile",
@@ -112,8 +127,14 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--batch-age",
         type=_positive(float),
-        default=5.0,
-        help="seconds a batch may wait before it is sent (agent default is 60)",
+        help=f"seconds a batch may wait before it is sent (default {QUICK_BATCH_AGE_S:g}, "
+        "or the reporting profile's when --reporting is given)",
+    )
+    parser.add_argument(
+        "--reporting",
+        choices=sorted(REPORTING_PROFILES),
+        help="run the agents at a reporting profile's own cadence: default (by exception, a "
+        "batch at least every 15 min) or live (every minute), as a deployed fleet would",
     )
     parser.add_argument("--seed", type=int, default=11, help="seed of the simulated sensors")
     parser.add_argument(

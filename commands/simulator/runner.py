@@ -69,7 +69,8 @@ class SimulateOptions:
     # Machines start one after the other, evenly over this many seconds (0: all at once), so
     # a fleet's batches do not all fall due in the same second.
     ramp_s: float = 0.0
-    # None: the simulation's own (three batch ages, at least 5 s); the agent default is 60 s.
+    # None: the simulation's own (three batch ages, at least 5 s; with batch_age_s None, the
+    # reporting profile's).
     health_interval_s: float | None = None
     # Paging a large run's readings back through the API costs moto a scan of the whole readings
     # table per page: a fleet benchmark turns it off.
