@@ -27,6 +27,11 @@ def _describe(info: StackInfo) -> str:
     return "\n".join(lines)
 
 
+# A leftover Mosquitto is asked to stop first: it saves the messages it queued for the rules
+# engine, which the next broker delivers.
+MOSQUITTO_SAVE_S = 10.0
+
+
 def _up(args: argparse.Namespace) -> int:
     from cloud.local.stack import LocalStack
 
@@ -58,6 +63,12 @@ def _up(args: argparse.Namespace) -> int:
         assert stack.info is not None
         stack.warm()
         print("local stack running (Ctrl-C stops it)\n" + _describe(stack.info), flush=True)
+        if stack.restored_things:
+            print(
+                f"registry       {len(stack.restored_things)} thing(s) registered again from "
+                "their bundles in the state folder",
+                flush=True,
+            )
         while not stop.wait(1.0):
             pass
         print("stopping…", file=sys.stderr)
@@ -72,11 +83,11 @@ def _clear_stale(info: StackInfo) -> None:
 
     ended = [
         name
-        for name, pid, marker in (
-            ("mosquitto", info.broker_pid, "mosquitto"),
-            ("moto server", info.moto_pid, "cloud.local.moto_server"),
+        for name, pid, marker, grace in (
+            ("mosquitto", info.broker_pid, "mosquitto", MOSQUITTO_SAVE_S),
+            ("moto server", info.moto_pid, "cloud.local.moto_server", 0.0),
         )
-        if end_leftover(pid, marker)
+        if end_leftover(pid, marker, grace)
     ]
     leftovers = f"; ended its leftover {' and '.join(ended)}" if ended else ""
     print(

@@ -39,13 +39,17 @@ def landing_line(key: str, received_ms: int, stored_ms: int, message: Any) -> di
 
 
 class LandingJournal:
-    """Appends landings from any thread; starts empty, as the stack's bucket does."""
+    """Appends landings from any thread. It continues the journal of the state folder, as
+    the stack's bucket continues from its mirror, so a follower keeps its place across a
+    restart."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._file = path.open("w", encoding="utf-8")
+        self._file = path.open("a", encoding="utf-8")
+        if self._file.tell() and not _ends_a_line(path):
+            self._file.write("\n")  # a line cut by a kill: left alone, readers skip it
 
     def record(self, key: str, received_ms: int, stored_ms: int, message: Any) -> None:
         line = landing_line(key, received_ms, stored_ms, message)
@@ -63,6 +67,12 @@ class LandingJournal:
     def close(self) -> None:
         with self._lock:
             self._file.close()
+
+
+def _ends_a_line(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 class JournalReader:

@@ -76,22 +76,26 @@ def partition_queries() -> Iterator[bool]:
         Table.all_items = original_all_items  # type: ignore[method-assign]
 
 
-MIRRORED_PREFIX = "raw/"
+# What devices sent (raw batches) and what was refused or failed (kept for inspection).
+MIRRORED_PREFIXES = ("raw/", "errors/")
 
 
 @contextlib.contextmanager
 def mirror_raw_objects(root: Path) -> Iterator[None]:
-    """While active, the current version of every object under `raw/` of any bucket is also a
-    file `<root>/<bucket>/<key>` (written on put, removed on delete): the local query engine
-    reads those files (cloud/local/lake.py) as Athena reads the bucket."""
+    """While active, the current version of every object under `raw/` or `errors/` of any
+    bucket is also a file `<root>/<bucket>/<key>` (written before the put is answered, removed
+    on delete): the local query engine reads those files (cloud/local/lake.py) as Athena reads
+    the bucket. A bucket created over an existing mirror starts with the mirrored objects, so
+    what had landed is still there after a restart, even one after a kill -9."""
     from moto.s3.models import FakeKey, S3Backend
 
     original_put = S3Backend.put_object
     original_delete = S3Backend.delete_object
+    original_create = S3Backend.create_bucket
     base = root.resolve()
 
     def sync(backend: Any, bucket_name: str, key_name: str) -> None:
-        if not key_name.startswith(MIRRORED_PREFIX):
+        if not key_name.startswith(MIRRORED_PREFIXES):
             return
         target = (base / bucket_name / key_name).resolve()
         if not target.is_relative_to(base / bucket_name):
@@ -119,13 +123,43 @@ def mirror_raw_objects(root: Path) -> Iterator[None]:
         sync(self, bucket_name, key_name)
         return outcome
 
+    def create_bucket(self: Any, bucket_name: str, *args: Any, **kwargs: Any) -> Any:
+        bucket = original_create(self, bucket_name, *args, **kwargs)
+
+        def put(key: str, value: bytes) -> None:
+            original_put(self, bucket_name, key, value)  # the file is already there
+
+        restored = restore_mirrored(base / bucket_name, put)
+        if restored:
+            print(f"raw mirror: {restored} objects restored into {bucket_name}", file=sys.stderr)
+        return bucket
+
     S3Backend.put_object = put_object  # type: ignore[method-assign]
     S3Backend.delete_object = delete_object  # type: ignore[method-assign]
+    S3Backend.create_bucket = create_bucket  # type: ignore[method-assign]
     try:
         yield
     finally:
         S3Backend.put_object = original_put  # type: ignore[method-assign]
         S3Backend.delete_object = original_delete  # type: ignore[method-assign]
+        S3Backend.create_bucket = original_create  # type: ignore[method-assign]
+
+
+def restore_mirrored(folder: Path, put: Callable[[str, bytes], Any]) -> int:
+    """Put every mirrored file of one bucket's folder back as its object; returns how many."""
+    count = 0
+    for prefix in MIRRORED_PREFIXES:
+        top = folder / prefix
+        if not top.is_dir():
+            continue
+        for directory, _, names in os.walk(top):
+            for name in sorted(names):
+                if name.startswith("."):
+                    continue  # a write cut short (the temporary file of os.replace)
+                path = Path(directory) / name
+                put(path.relative_to(folder).as_posix(), path.read_bytes())
+                count += 1
+    return count
 
 
 FREEZE_EVERY_S = 10.0

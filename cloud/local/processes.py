@@ -34,6 +34,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a listener could bind this port now (as Mosquitto does, past TIME_WAIT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
         return True
@@ -53,10 +64,15 @@ def http_ready(url: str) -> bool:
 class ChildProcess:
     """A process started by the stack, with its output in a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, death_signal: str = "KILL"
+    ) -> None:
+        """`death_signal`: what the process gets when the stack dies, even by SIGKILL (KILL,
+        or TERM for a child that must save something on its way out)."""
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
+        self.death_signal = death_signal
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,7 +100,7 @@ class ChildProcess:
     def _spawn(self) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log:
             return subprocess.Popen(
-                with_parent_death_signal(self.argv),
+                with_parent_death_signal(self.argv, self.death_signal),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -116,24 +132,34 @@ class ChildProcess:
             self.process.wait(timeout=timeout_s)
 
 
-def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
-    """`argv` run so that it receives SIGKILL when its parent dies (util-linux's setpriv)."""
+def with_parent_death_signal(argv: Sequence[str], death_signal: str = "KILL") -> list[str]:
+    """`argv` run so that it receives `death_signal` when its parent dies (util-linux's
+    setpriv)."""
     if _SETPRIV is None:
         return list(argv)  # not Linux, or util-linux missing: a stale stack file still reports it
-    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    return [_SETPRIV, "--pdeathsig", death_signal, "--", *argv]
 
 
-def end_leftover(pid: int, marker: str) -> bool:
-    """SIGKILL process `pid` if its command line still holds `marker` (a child of a stack that
-    died before it could stop it); True when one was ended."""
+def _command_line(pid: int) -> str:
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except (OSError, ValueError):
-        return False
-    if pid <= 0 or marker not in cmdline:
+        return ""
+
+
+def end_leftover(pid: int, marker: str, grace_s: float = 0.0) -> bool:
+    """End process `pid` if its command line still holds `marker` (a child of a stack that
+    died before it could stop it): SIGTERM and up to `grace_s` to finish (Mosquitto saves its
+    queue), then SIGKILL. True when one was ended."""
+    if pid <= 0 or marker not in _command_line(pid):
         return False  # gone, or the id now belongs to an unrelated process
+    deadline = time.monotonic() + grace_s
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
+        while marker in _command_line(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if marker in _command_line(pid):
+            os.kill(pid, signal.SIGKILL)
     return True
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,49 @@ def _ingest_rules(telemetry_rule: str) -> list[str]:
     # The template names its rules <prefix>_telemetry and <prefix>_health.
     health_rule = telemetry_rule.removesuffix("_telemetry") + "_health"
     return sorted({telemetry_rule, health_rule})
+
+
+# Where the local stack's own commands write bundles: `chantier simulate` (certs/) and
+# `chantier demo` (devices/). Bundles elsewhere come back with `chantier provision restore`.
+BUNDLE_FOLDERS = ("certs", "devices")
+
+
+@dataclass
+class RegistryRestore:
+    """What a stack starting in a used state folder put back in its (empty) registry."""
+
+    restored: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (thing, why)
+
+
+def restore_registry(
+    state_dir: Path,
+    ca: CertificateAuthority,
+    iot: Any,
+    broker: tuple[str, int],
+    policy_document: dict[str, Any],
+) -> RegistryRestore:
+    """Register again every thing whose bundle is in the state folder, with its certificate.
+
+    moto keeps the registry in memory, the bundles and the CA are on disk: a stack started
+    again (after a stop or a crash) gets its things back before devices reconnect. A revoked
+    or expired certificate stays out (the broker then refuses that device).
+    """
+    # The broker is not running yet: it reads the registry when it starts.
+    backend = LocalBackend(
+        ca, Registry(iot), broker, refresh=lambda: None, policy_document=policy_document
+    )
+    report = RegistryRestore()
+    for folder in BUNDLE_FOLDERS:
+        root = Path(state_dir) / folder
+        provisioner = Provisioner(backend, root, audit=AuditLog(root / AUDIT_LOG_NAME, "local"))
+        for thing in provisioner.bundles():
+            try:
+                if provisioner.restore(thing) is not None:
+                    report.restored.append(thing)
+            except Exception as exc:  # one bad bundle must not keep the stack from starting
+                report.skipped.append((thing, str(exc)))
+    return report
 
 
 @dataclass(frozen=True)

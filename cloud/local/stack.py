@@ -22,6 +22,7 @@ from cloud.local.broker import (
     OBSERVER_IDENTITY,
     RULES_ENGINE_IDENTITY,
     Broker,
+    broker_port,
     registry_things,
     write_acl,
 )
@@ -80,6 +81,7 @@ class LocalStack:
         self.ca: Any = None
         self.landings: LandingJournal | None = None
         self.supervisor: Supervisor | None = None
+        self.restored_things: list[str] = []  # registered again from their bundles at start
         self.lock = StateLock(self.state_dir)
 
     # ---------- lifecycle ----------
@@ -112,11 +114,14 @@ class LocalStack:
             endpoint = f"http://127.0.0.1:{aws_port}"
             self.moto.start(lambda: http_ready(endpoint + "/moto-api/"))
 
+            port, moved = broker_port(broker_dir)
+            if moved:
+                log.warning(moved)
             info = StackInfo(
                 state_dir=str(self.state_dir),
                 aws_endpoint=endpoint,
                 broker_host="127.0.0.1",
-                broker_port=free_port(),
+                broker_port=port,
                 ca_file=str(self.ca.cert_path),
                 raw_bucket=self.template.physical_name("RawBucket"),
                 alerts_table=self.template.physical_name("AlertsTable"),
@@ -132,7 +137,8 @@ class LocalStack:
                 name: boto3.client(name, **kwargs)
                 for name in ("s3", "dynamodb", "iot", "sns", "sqs")
             }
-            create_from_template(self.template, clients)
+            create_from_template(self.template, clients)  # raw/ and errors/ from the mirror
+            self._restore_registry(clients["iot"], (info.broker_host, info.broker_port))
 
             self.broker = Broker(broker_dir, info.broker_port)
             self.broker.start(
@@ -247,6 +253,20 @@ class LocalStack:
             self.info.path.unlink(missing_ok=True)
             self.info = None
         self.lock.release()
+
+    def _restore_registry(self, iot: Any, broker: tuple[str, int]) -> None:
+        from cloud.local.provisioning import restore_registry
+
+        report = restore_registry(
+            self.state_dir,
+            self.ca,
+            iot,
+            broker,
+            self.template.iot_policy_document("chantier-device"),
+        )
+        self.restored_things = report.restored
+        for thing, why in report.skipped:
+            log.warning("%s stays out of the registry: %s", thing, why)
 
     def _close_the_door(self) -> None:
         # Devices now get "not authorized" and keep their batches for the next stack.

@@ -71,3 +71,14 @@ def test_broker_takes_the_client_id_from_the_certificate_and_queues_for_the_engi
     assert "require_certificate true" in lines
     queued = next(line for line in lines if line.startswith("max_queued_messages "))
     assert int(queued.split()[1]) >= 100_000
+
+
+def test_broker_keeps_its_queue_in_the_state_folder_across_restarts() -> None:
+    files = BrokerFiles(Path("/state/broker"))
+    lines = render_config(8883, files, Path("ca"), Path("c"), Path("k"), Path("crl")).splitlines()
+    assert "persistence true" in lines
+    assert "persistence_location /state/broker/" in lines
+    assert "persistence_file mosquitto.db" in lines
+    saves = next(line for line in lines if line.startswith("autosave_interval "))
+    assert 0 < int(saves.split()[1]) <= 60
+    assert not any(line.startswith("autosave_on_changes") for line in lines)  # seconds, not changes

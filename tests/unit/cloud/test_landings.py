@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from cloud.local.landings import JournalReader, LandingJournal, journal_path, landing_line
@@ -89,17 +88,23 @@ def test_the_watcher_keeps_its_site_and_run_and_the_first_landing_of_a_key(tmp_p
     assert [item.key for item in watcher.landed("run-2")] == [other_run]
 
 
-def test_the_journal_starts_empty_with_each_stack(tmp_path: Path) -> None:
-    path = journal_path(tmp_path)
-    LandingJournal(path).close()
-    path.write_text(json.dumps({"key": KEY, "storedMs": 1}) + "\n")
-    LandingJournal(path).close()
-    assert path.read_text() == ""
-
-
 def test_nearest_rank_percentile() -> None:
     assert percentile([], 0.5) is None
     values = list(range(1, 101))
     assert percentile(values, 0.5) == 50
     assert percentile(values, 0.99) == 99
     assert percentile(values, 1.0) == 100
+
+
+def test_a_new_journal_continues_the_last_one_past_a_line_cut_by_a_kill(tmp_path: Path) -> None:
+    path = journal_path(tmp_path)
+    first = LandingJournal(path)
+    first.record("raw/a", 1, 2, {"thing": "exc-01", "seq": 1})
+    first.close()
+    with path.open("a") as f:
+        f.write('{"key": "raw/cut')  # the stack was killed in the middle of a line
+    reader = JournalReader(path, from_start=True)
+    again = LandingJournal(path)
+    again.record("raw/b", 3, 4, {"thing": "exc-01", "seq": 2})
+    again.close()
+    assert [line["key"] for line in reader.read_new()] == ["raw/a", "raw/b"]
