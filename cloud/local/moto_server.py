@@ -162,6 +162,81 @@ def restore_mirrored(folder: Path, put: Callable[[str, bytes], Any]) -> int:
     return count
 
 
+@contextlib.contextmanager
+def keep_queue_messages(root: Path) -> Iterator[None]:
+    """While active, every message sent to an SQS queue is also a file
+    `<root>/<queue>/<message id>.json` holding its body, removed when the message is deleted
+    or the queue purged; a queue created over an existing folder starts with those messages
+    again (under new ids). So the failure records the stack keeps (cloud/local/functions.py)
+    survive a restart, even one after a kill -9, like the mirrored objects."""
+    from moto.sqs.models import SQSBackend
+
+    original_send = SQSBackend.send_message
+    original_delete = SQSBackend.delete_message
+    original_create = SQSBackend.create_queue
+    original_purge = SQSBackend.purge_queue
+    base = root.resolve()
+
+    def folder(queue_name: str) -> Path:
+        return base / queue_name
+
+    def keep(queue_name: str, message_id: str, body: str) -> None:
+        target = folder(queue_name) / f"{message_id}.json"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}")
+            partial.write_text(body, encoding="utf-8")
+            os.replace(partial, target)
+        except OSError as exc:
+            print(f"queue copy: {target} not written: {exc}", file=sys.stderr)
+
+    def send_message(
+        self: Any, queue_name: str, message_body: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        message = original_send(self, queue_name, message_body, *args, **kwargs)
+        keep(queue_name, message.id, message_body)
+        return message
+
+    def delete_message(self: Any, queue_name: str, receipt_handle: str) -> None:
+        queue = self.get_queue(queue_name)
+        gone = [
+            m.id for m in getattr(queue, "_messages", []) if m.had_receipt_handle(receipt_handle)
+        ]
+        original_delete(self, queue_name, receipt_handle)
+        for message_id in gone:
+            (folder(queue_name) / f"{message_id}.json").unlink(missing_ok=True)
+
+    def purge_queue(self: Any, queue_name: str) -> None:
+        original_purge(self, queue_name)
+        for kept in folder(queue_name).glob("*.json"):
+            kept.unlink(missing_ok=True)
+
+    def create_queue(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        existed = name in self.queues
+        queue = original_create(self, name, *args, **kwargs)
+        if not existed and folder(name).is_dir():
+            restored = 0
+            for kept in sorted(folder(name).glob("*.json"), key=lambda p: p.stat().st_mtime_ns):
+                message = original_send(self, name, kept.read_text(encoding="utf-8"))
+                os.replace(kept, kept.with_name(f"{message.id}.json"))
+                restored += 1
+            if restored:
+                print(f"queue copy: {restored} messages restored into {name}", file=sys.stderr)
+        return queue
+
+    SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    SQSBackend.delete_message = delete_message  # type: ignore[method-assign]
+    SQSBackend.create_queue = create_queue  # type: ignore[method-assign]
+    SQSBackend.purge_queue = purge_queue  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SQSBackend.send_message = original_send  # type: ignore[method-assign]
+        SQSBackend.delete_message = original_delete  # type: ignore[method-assign]
+        SQSBackend.create_queue = original_create  # type: ignore[method-assign]
+        SQSBackend.purge_queue = original_purge  # type: ignore[method-assign]
+
+
 FREEZE_EVERY_S = 10.0
 
 
@@ -229,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mirror", type=Path, help="folder where objects under raw/ are mirrored as files"
     )
+    parser.add_argument(
+        "--queues", type=Path, help="folder where SQS messages are kept until deleted"
+    )
     args = parser.parse_args(argv)
     # moto builds some URLs (SQS queues, presigned S3) from this, as its own server does.
     os.environ.setdefault("MOTO_PORT", str(args.port))
@@ -238,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as patches:
         if args.mirror is not None:
             patches.enter_context(mirror_raw_objects(args.mirror))
+        if args.queues is not None:
+            patches.enter_context(keep_queue_messages(args.queues))
         active = patches.enter_context(partition_queries())
         if not active:
             print(

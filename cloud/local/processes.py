@@ -178,8 +178,10 @@ def find_mosquitto() -> str:
     )
 
 
-def moto_argv(port: int, mirror: Path | None = None) -> list[str]:
+def moto_argv(port: int, mirror: Path | None = None, queues: Path | None = None) -> list[str]:
     """moto's server through our launcher, which removes its costs that grow with load;
-    `mirror`: the folder where it mirrors raw objects as files (cloud/local/lake.py)."""
+    `mirror`: the folder where it mirrors raw objects as files (cloud/local/lake.py);
+    `queues`: the folder where it keeps SQS messages until they are deleted."""
     argv = [sys.executable, "-m", "cloud.local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
-    return argv + (["--mirror", str(mirror)] if mirror is not None else [])
+    argv += ["--mirror", str(mirror)] if mirror is not None else []
+    return argv + (["--queues", str(queues)] if queues is not None else [])

@@ -108,7 +108,7 @@ class LocalStack:
             aws_port = free_port()
             self.moto = ChildProcess(
                 "moto server",
-                moto_argv(aws_port, lake_dir(self.state_dir)),
+                moto_argv(aws_port, lake_dir(self.state_dir), self.state_dir / "queues"),
                 self.state_dir / "logs" / "moto.log",
             )
             endpoint = f"http://127.0.0.1:{aws_port}"

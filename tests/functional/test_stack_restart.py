@@ -1,5 +1,6 @@
 """A stack started again in the same state folder takes back what is on disk: the landed
-objects, the registry from the bundles (a revoked thing stays out), and the broker's port."""
+objects, the kept failure records, the registry from the bundles (a revoked thing stays out),
+and the broker's port."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from support.localstack import DeviceConnection
 
 from chantier.s3keys import raw_key
 from cloud.local.broker import BrokerFiles
+from cloud.local.destinations import QueueDestination
 from cloud.local.processes import free_port
 from cloud.local.provisioning import provision_local_fleet
 from cloud.local.stack import LocalStack
@@ -41,6 +43,7 @@ def test_a_restarted_stack_keeps_objects_things_and_port(tmp_path: Path) -> None
             assert device.publish(telemetry_topic(machine), batch).status == ACKED
         sent_at = json.loads(batch)["sentAt"]
         key = raw_key(SITE, machine.thing, sent_at, "a1b2c3d4", 1)
+        QueueDestination(first.client("sqs"), first.info.failures_queue).keep({"kept": 1})
         s3 = first.client("s3")
         assert wait_for(
             lambda: s3.list_objects_v2(Bucket=first.info.raw_bucket, Prefix=key)["KeyCount"], 10
@@ -52,6 +55,7 @@ def test_a_restarted_stack_keeps_objects_things_and_port(tmp_path: Path) -> None
         assert second.restored_things == ["gen-kept"]
         s3 = second.client("s3")
         assert s3.get_object(Bucket=second.info.raw_bucket, Key=key)["Body"].read() == batch
+        assert QueueDestination(second.client("sqs"), second.info.failures_queue).count() == 1
         iot = second.client("iot")
         assert [t["thingName"] for t in iot.list_things()["things"]] == ["gen-kept"]
         acl = BrokerFiles(state / "broker").acl.read_text()
