@@ -1,18 +1,21 @@
 """Readings lost when the local stack is killed under a running fleet, and how long it is away.
 
-Run: .venv/bin/python tests/benchmarks/bench_kill_recovery.py [--scenario broker|stack|both]
-     [--rounds 5] [--devices 3] [--seed N]
+Run: .venv/bin/python tests/benchmarks/bench_kill_recovery.py
+     [--scenario broker|engine|stack|all] [--rounds 5] [--devices 3] [--seed N]
 Prints one line per round and the totals (docs/performance.md records them).
 
-Each round starts `chantier stack up` in a fresh folder as its own process, provisions
-`--devices` machines and runs the real agent for each in this process, fast (20 readings/s per
-sensor, a batch every 0.3 s), then kills at random moments:
+Each round starts a stack in a fresh folder, provisions `--devices` machines and runs the real
+agent for each in this process, fast (20 readings/s per sensor, a batch every 0.3 s), then
+breaks the stack at random moments:
 - broker: Mosquitto, with SIGKILL, three times 0.5-2 s apart (the stack restarts it);
-- stack: the whole `chantier stack up`, with SIGKILL, once after 1-4 s, then `chantier stack up`
-  again in the same folder 0-2 s later.
-The agents keep running throughout; they are stopped once they hold nothing unacknowledged.
-Lost = readings taken minus readings found in the bucket's objects; a batch that landed twice
-is one object with more than one version ("re-sent").
+- engine: the rules engine's connection to Mosquitto, cut three times 0.3-1.5 s apart (the
+  stack runs in this process, so that its socket can be reached);
+- stack: the whole `chantier stack up` (its own process), with SIGKILL, once after 1-4 s, then
+  `chantier stack up` again in the same folder 0-2 s later.
+The agents keep running throughout; they are stopped once they hold nothing unacknowledged,
+then the round waits (up to 30 s) for the rules engine to land what the broker still held.
+Lost = readings taken minus readings found in the bucket's objects; "re-sent" counts versions
+beyond one per object (the ingest function writes a byte-identical re-delivery no more).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,13 +39,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import boto3  # noqa: E402
 from support.alert_stack import wait_for  # noqa: E402
 from support.stack_process import stack_up  # noqa: E402
-from support.survival import Fleet, landed_readings  # noqa: E402
+from support.survival import (  # noqa: E402
+    EngineConnection,
+    Fleet,
+    landed_readings,
+    provisioned_fleet,
+    wait_for_landings,
+)
 
-from cloud.local.provisioning import provision_local_fleet  # noqa: E402
+from cloud.local.stack import LocalStack  # noqa: E402
 from cloud.local.stackinfo import StackInfo, pid_alive  # noqa: E402
-from commands.simulator.fleet import Machine, agent_config  # noqa: E402
 from device import sending  # noqa: E402
-from provisioning.service import DeviceSpec  # noqa: E402
 
 SITE = "kill-site"
 
@@ -56,27 +62,47 @@ def _kill_broker(state: Path, rng: random.Random) -> None:
         wait_for(lambda o=old: StackInfo.read(state).broker_pid not in (0, o), 20, poll_s=0.05)
 
 
-def one_round(scenario: str, devices: int, seed: int) -> dict[str, Any]:
+def _count(info: StackInfo, fleet: Fleet) -> dict[str, int]:
+    s3 = boto3.client("s3", **info.boto3_kwargs())
+    wait_for_landings(s3, info.raw_bucket, SITE, fleet, 30)
+    taken = landed = objects = versions = 0
+    for agent in fleet.agents:
+        readings, versions_of_thing = landed_readings(s3, info.raw_bucket, SITE, agent.config.thing)
+        taken += agent.stats()["readings"]
+        landed += len(readings)
+        versions += versions_of_thing
+        prefix = f"raw/site={SITE}/thing={agent.config.thing}/"
+        objects += s3.list_objects_v2(Bucket=info.raw_bucket, Prefix=prefix)["KeyCount"]
+    return {
+        "taken": taken,
+        "landed": landed,
+        "lost": taken - landed,
+        "objects": objects,
+        "resent": versions - objects,
+    }
+
+
+def engine_round(state: Path, devices: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    folder = Path(tempfile.mkdtemp(prefix="bench-kill-"))
-    state, log = folder / "state", folder / "stack.log"
+    with LocalStack(state) as stack:
+        assert stack.info is not None
+        engine = EngineConnection(stack)
+        with provisioned_fleet(state, stack.info, SITE, devices, seed) as fleet:
+            for _ in range(3):
+                time.sleep(rng.uniform(0.3, 1.5))
+                engine.cut(20)
+            settled = fleet.settle(60)
+        return {**_count(stack.info, fleet), "settled": settled, "away_s": 0.0}
+
+
+def process_round(scenario: str, state: Path, log: Path, devices: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
     processes = []
     try:
         process, info = stack_up(state, log)
         processes.append(process)
-        specs = [DeviceSpec(f"gen-{i:02d}", SITE, "generator") for i in range(1, devices + 1)]
-        handle = SimpleNamespace(info=info)
-        configs = [
-            agent_config(
-                Machine(d.thing, d.site, d.equipment, d.bundle_dir),
-                handle,  # type: ignore[arg-type]
-                seed=seed + index,
-                batch_age_s=0.3,
-            )
-            for index, d in enumerate(provision_local_fleet(specs, state_dir=state))
-        ]
         away = 0.0
-        with Fleet(configs) as fleet:
+        with provisioned_fleet(state, info, SITE, devices, seed) as fleet:
             if scenario == "broker":
                 _kill_broker(state, rng)
             else:
@@ -89,29 +115,9 @@ def one_round(scenario: str, devices: int, seed: int) -> dict[str, Any]:
                 process, info = stack_up(state, log)
                 processes.append(process)
                 away = time.monotonic() - killed
-            time.sleep(2.0)
             settled = fleet.settle(60)
-        info = StackInfo.read(state)
-        s3 = boto3.client("s3", **info.boto3_kwargs())
-        time.sleep(2.0)  # the rules engine finishes what the broker still held
-        taken = landed = objects = versions = 0
-        for agent in fleet.agents:
-            readings, versions_of_thing = landed_readings(
-                s3, info.raw_bucket, SITE, agent.config.thing
-            )
-            taken += agent.stats()["readings"]
-            landed += len(readings)
-            versions += versions_of_thing
-            prefix = f"raw/site={SITE}/thing={agent.config.thing}/"
-            objects += s3.list_objects_v2(Bucket=info.raw_bucket, Prefix=prefix)["KeyCount"]
         return {
-            "scenario": scenario,
-            "seed": seed,
-            "taken": taken,
-            "landed": landed,
-            "lost": taken - landed,
-            "objects": objects,
-            "resent": versions - objects,
+            **_count(StackInfo.read(state), fleet),
             "settled": settled,
             "away_s": round(away, 1),
         }
@@ -120,12 +126,24 @@ def one_round(scenario: str, devices: int, seed: int) -> dict[str, Any]:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(60)
+
+
+def one_round(scenario: str, devices: int, seed: int) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="bench-kill-"))
+    state, log = folder / "state", folder / "stack.log"
+    try:
+        if scenario == "engine":
+            result = engine_round(state, devices, seed)
+        else:
+            result = process_round(scenario, state, log, devices, seed)
+        return {"scenario": scenario, "seed": seed, **result}
+    finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=["broker", "stack", "both"], default="both")
+    parser.add_argument("--scenario", choices=["broker", "engine", "stack", "all"], default="all")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--devices", type=int, default=3)
     parser.add_argument("--seed", type=int, default=None, help="first round's seed")
@@ -134,7 +152,7 @@ def main() -> int:
     # Agents refused while the engine subscribes again retry within a second, not minutes.
     sending.REFUSED_BACKOFF_S = (0.2, 1.0)
     first = args.seed if args.seed is not None else random.randrange(1_000_000)
-    scenarios = ["broker", "stack"] if args.scenario == "both" else [args.scenario]
+    scenarios = ["broker", "engine", "stack"] if args.scenario == "all" else [args.scenario]
     totals: dict[str, dict[str, int]] = {}
     for scenario in scenarios:
         total = totals.setdefault(scenario, {"rounds": 0, "taken": 0, "lost": 0, "resent": 0})

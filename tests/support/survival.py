@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from cloud.local.provisioning import provision_local_fleet
+from cloud.local.stack import LocalStack
+from cloud.local.stackinfo import StackInfo
+from commands.simulator.fleet import Machine, agent_config
 from device.agent import Agent
 from device.bootstrap import build_agent
 from device.config import AgentConfig
+from provisioning.service import DeviceSpec
 from support.alert_stack import wait_for
 
 
@@ -79,6 +88,26 @@ def landed_readings(
     return readings, versions
 
 
+def wait_for_landings(s3: Any, bucket: str, site: str, fleet: Fleet, timeout_s: float) -> bool:
+    """Wait until the site's raw objects hold as many readings as the agents took (the rules
+    engine may still be working through what the broker held); False on timeout."""
+    expected = sum(int(agent.stats()["readings"]) for agent in fleet.agents)
+    counted: dict[str, int] = {}  # a landed object never changes: each is read once
+
+    def enough() -> bool:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"raw/site={site}/"
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                if item["Key"] not in counted:
+                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                    counted[item["Key"]] = len(json.loads(body)["readings"])
+        return sum(counted.values()) >= expected
+
+    return bool(wait_for(enough, timeout_s, poll_s=0.2))
+
+
 def check_every_reading_landed_once(
     s3: Any, bucket: str, site: str, fleet: Fleet
 ) -> dict[str, int]:
@@ -94,3 +123,74 @@ def check_every_reading_landed_once(
         assert stats["queue_depth"] == 0, f"{agent.config.thing} still holds readings"
         assert len(landed) == stats["readings"], (agent.config.thing, stats, len(landed))
     return figures
+
+
+def provisioned_fleet(state: Path, info: StackInfo, site: str, count: int, seed: int) -> Fleet:
+    """`count` machines provisioned on the stack of `state` (which may run in another process),
+    each with a real agent."""
+    specs = [DeviceSpec(f"gen-{i:02d}", site, "generator") for i in range(1, count + 1)]
+    handle = SimpleNamespace(info=info)  # agent_config reads the stack's description only
+    return Fleet(
+        [
+            agent_config(
+                Machine(d.thing, d.site, d.equipment, d.bundle_dir),
+                handle,  # type: ignore[arg-type]
+                seed=seed + index,
+                batch_age_s=0.3,
+            )
+            for index, d in enumerate(provision_local_fleet(specs, state_dir=state))
+        ]
+    )
+
+
+class EngineConnection:
+    """The rules engine's connection to the broker, for a stack running in this process; made
+    before any device connects, when the engine's are the only sockets to the broker."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        assert stack.info is not None and stack.bridge is not None
+        self.bridge = stack.bridge
+        self.port = stack.info.broker_port
+        self.fds = broker_connections(self.port)
+        assert self.fds, "the rules engine is not connected"
+
+    def cut(self, timeout_s: float = 15.0) -> bool:
+        """Cut it as a network failure would; True once the engine has connected again."""
+        others = broker_connections(self.port) - self.fds
+        before = self.bridge.connections
+        cut(self.fds)
+        again = wait_for(lambda: self.bridge.connections > before, timeout_s)
+        self.fds = broker_connections(self.port) - others
+        return bool(again)
+
+
+def broker_connections(port: int) -> set[int]:
+    """File descriptors of this process connected to the broker's port."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            stream = sock.type == socket.SOCK_STREAM and sock.family == socket.AF_INET
+            if stream and sock.getpeername()[1] == port:
+                found.add(fd)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return found
+
+
+def cut(fds: set[int]) -> None:
+    """Cut these TCP connections as a network failure would (the owner's fd stays open)."""
+    for fd in fds:
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
