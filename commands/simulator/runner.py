@@ -100,11 +100,13 @@ class SimulationSummary:
     latency_ms: dict[str, int | None] = field(default_factory=dict)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     reused: int = 0
+    stack_stopped: str = ""  # what was seen when the local stack stopped during the run
 
     @property
     def ok(self) -> bool:
         return (
             self.published > 0
+            and not self.stack_stopped
             and self.refused == 0
             and self.landed >= self.acknowledged
             and self.lost_batches == 0
@@ -257,11 +259,15 @@ class Simulation:
             next_progress = time.monotonic()
             while not stop.is_set() and time.monotonic() < deadline:
                 if time.monotonic() >= next_progress:
+                    if self._stack_stopped(info):
+                        break
                     self._progress(watcher, run_id, deadline)
                     next_progress += PROGRESS_EVERY_S
                 stop.wait(min(0.2, max(0.0, deadline - time.monotonic())))
             if stop.is_set():
                 status, note = "FAILED", "stopped before its duration"
+            elif self.summary.stack_stopped:
+                status, note = "FAILED", "the local stack stopped during the run"
         except BaseException as exc:
             status, note = "FAILED", f"simulator error: {exc}"[:500]
             raise
@@ -270,11 +276,26 @@ class Simulation:
             self.stopped_at_ms = int(time.time() * 1000)
             self._runner.stop(AGENT_JOIN_S)
             results = self._runner.results()
-            self._settle(watcher, run_id, set(results.acked))
+            if not self.summary.stack_stopped:
+                self._settle(watcher, run_id, set(results.acked))
             watcher.stop()
             self._finish(run_id, status, note)
         self._collect(watcher, run_id, info, s3, results)
         return self.summary
+
+    def _stack_stopped(self, info: Any) -> bool:
+        """True (and said once) when the local stack's process is gone: nothing can land."""
+        from cloud.local.stackinfo import pid_alive
+
+        if not info.pid or pid_alive(info.pid):
+            return False
+        self.summary.stack_stopped = (
+            f"the local stack (process {info.pid}) stopped during the run: nothing more can "
+            "land, so the run ends now; what the machines had not sent stays in their queues "
+            f"under {Path(info.state_dir) / 'devices'}"
+        )
+        self.say(self.summary.stack_stopped)
+        return True
 
     def _claim_fleet(self, run: dict[str, Any]) -> None:
         """Refuse (and close our run) when an earlier running run drives the same fleet."""
@@ -361,8 +382,6 @@ class Simulation:
         lost = acked.keys() - {item.batch for item in landed}
         s.lost_batches = len(lost)
         s.lost_readings = sum(acked[batch] for batch in lost)
-        listed = bucket_keys(s3, info.raw_bucket, f"raw/site={self.opts.site}/")
-        s.in_bucket = sum(1 for item in landed if item.key in listed)
         latencies = [item.latency_ms for item in landed]
         s.latency_ms = {
             name: percentile(latencies, fraction)
@@ -374,6 +393,11 @@ class Simulation:
                 ("max", 1.0),
             )
         }
+        if s.stack_stopped:  # the bucket, the API and the alerts went with it
+            s.readings_in_api = None
+            return
+        listed = bucket_keys(s3, info.raw_bucket, f"raw/site={self.opts.site}/")
+        s.in_bucket = sum(1 for item in landed if item.key in listed)
         s.readings_in_api = self._count_readings(run_id) if self.opts.count_api_readings else None
         s.alerts_open = self._alerts(info, self.started_at_ms)
 
@@ -429,6 +453,8 @@ def print_summary(summary: SimulationSummary, stream: TextIO) -> None:
     s = summary
     lat = s.latency_ms
     print(f"== run {s.run_id}: {s.status}", file=stream)
+    if s.stack_stopped:
+        print(f"  {s.stack_stopped}", file=stream)
     print(
         f"  readings taken {s.readings}; batches published {s.published}, "
         f"acknowledged {s.acknowledged}, refused {s.refused}",
@@ -441,12 +467,22 @@ def print_summary(summary: SimulationSummary, stream: TextIO) -> None:
             file=stream,
         )
     api = "not counted" if s.readings_in_api is None else f"{s.readings_in_api} readings"
+    checked = (
+        "before the stack stopped; not checked again)"
+        if s.stack_stopped
+        else f"{s.in_bucket} batches found again in the bucket); readable through the API: {api}"
+    )
     print(
-        f"  landed in S3: {s.landed} batches, {s.landed_readings} readings "
-        f"({s.in_bucket} batches found again in the bucket); readable through the API: {api}",
+        f"  landed in S3: {s.landed} batches, {s.landed_readings} readings ({checked}",
         file=stream,
     )
-    if s.lost_batches:
+    if s.lost_batches and s.stack_stopped:
+        print(
+            f"  not landed when the stack stopped: {s.lost_batches} acknowledged batches "
+            f"({s.lost_readings} readings)",
+            file=stream,
+        )
+    elif s.lost_batches:
         print(
             f"  LOST: {s.lost_batches} batches ({s.lost_readings} readings) acknowledged by the "
             "broker never reached S3",
@@ -458,6 +494,7 @@ def print_summary(summary: SimulationSummary, stream: TextIO) -> None:
             f"p99 {lat['p99']}, max {lat['max']}",
             file=stream,
         )
-    print(f"  alerts of this run still open: {len(s.alerts_open)}", file=stream)
+    if not s.stack_stopped:
+        print(f"  alerts of this run still open: {len(s.alerts_open)}", file=stream)
     for line in s.alerts_open:
         print(f"    {line}", file=stream)
