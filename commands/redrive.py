@@ -1,10 +1,11 @@
-"""`chantier alerts redrive`: replay the ingestion events kept in the on-failure queue.
+"""`chantier alerts redrive`: replay the events kept in the on-failure queue.
 
-Lambda keeps an asynchronous event that failed every attempt as a record in the ingestion
-function's failures queue (cloud/template.yaml IngestInvokeConfig; the local stack does the
-same in moto). Once the cause is fixed, each record's event goes to its function again,
-synchronously; a record leaves the queue only once its event was processed, so one that fails
-again stays for a later replay. Processing an event twice is harmless (cloud/ingest).
+Lambda keeps an asynchronous event that failed every attempt as a record in the failures queue
+that the ingestion function and the scheduled functions share (cloud/template.yaml
+*InvokeConfig; the local stack does the same in moto). Once the cause is fixed, each record's
+event goes to the function named in it again, synchronously; a record leaves the queue only
+once its event was processed, so one that fails again stays for a later replay. Processing an
+event twice is harmless (cloud/ingest; a scheduled run redoes the same work).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ class Replay:
 
 
 def describe_event(event: Any) -> str:
-    """A short name for a topic rule's event: its machine (the topic's) and batch, or its kind."""
+    """A short name for an event: a rule's machine (the topic's) and batch, or a schedule's run."""
     if not isinstance(event, dict):
         return type(event).__name__
+    if event.get("detail-type") == "Scheduled Event":
+        return f"scheduled run of {event.get('time', '?')}"
     thing = event.get("thing", "?")
     if event.get("kind") == "health":
         return f"{thing} health"
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.queue_url:
             print(
                 "chantier alerts redrive: --aws needs --queue-url URL (the stack output "
-                "IngestFailuresQueueUrl)",
+                "FailuresQueueUrl)",
                 file=sys.stderr,
             )
             return 2
@@ -181,12 +184,12 @@ def _name(function_arn: str) -> str:
 def add_parser(sub: Any, guard: Callable[[Callable[[argparse.Namespace], int]], Any]) -> None:
     parser = sub.add_parser(
         "redrive",
-        help="replay ingestion events kept after failing every attempt (their alerts)",
+        help="replay events kept after failing every attempt (batches' alerts, scheduled runs)",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     parser.add_argument("--aws", action="store_true", help="use AWS instead of the local stack")
     parser.add_argument(
-        "--queue-url", help="failures queue (with --aws: the stack output IngestFailuresQueueUrl)"
+        "--queue-url", help="failures queue (with --aws: the stack output FailuresQueueUrl)"
     )
     parser.add_argument("--region", help="AWS region (default: from the AWS configuration)")
     parser.set_defaults(func=guard(run))

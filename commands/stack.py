@@ -110,7 +110,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _kept_failures(info: StackInfo) -> str:
-    """How many failed ingestion events the stack keeps, and how to replay them."""
+    """How many failed events (ingestion, scheduled runs) the stack keeps; how to replay them."""
     import boto3
 
     from cloud.local.destinations import QueueDestination

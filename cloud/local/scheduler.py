@@ -131,7 +131,7 @@ class LocalScheduler:
         try:
             self._invoke(spec.function_arn, scheduled_event(spec, time.time()))
         except Exception:
-            failed = True  # EventBridge would retry; the next period does the same work anyway
+            failed = True  # neither processed nor kept; the next period does the same work anyway
             log.exception("scheduled invocation of %s failed", spec.function_arn)
         with self._lock:
             self._runs[spec.logical_id] += 1

@@ -128,7 +128,7 @@ class LocalStack:
                 readings_table=self.template.physical_name("ReadingsTable"),
                 runs_table=self.template.physical_name("RunsTable"),
                 rule_name=self.template.physical_name("TelemetryRule"),
-                failures_queue=self.template.physical_name("IngestFailuresQueue"),
+                failures_queue=self.template.physical_name("FailuresQueue"),
                 api_token=secrets.token_urlsafe(24),
                 pid=os.getpid(),
             )
@@ -187,9 +187,11 @@ class LocalStack:
             self.supervisor.watch(self.broker.process, self._restart_broker)
             self.supervisor.start()
             scale = self.schedule_scale
+            # Asynchronous, as EventBridge invokes: a failed run is retried as the function's
+            # InvokeConfig says, then kept in the failures queue, as in AWS.
             self.scheduler = LocalScheduler(
                 self.template.schedules(),
-                functions.invoke,
+                functions.invoke_async,
                 scale=scale_from_env(os.environ) if scale is None else scale,
             )
             self.scheduler.start()

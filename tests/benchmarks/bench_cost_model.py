@@ -495,12 +495,12 @@ def timed_functions(meter: Meter, names: Mapping[str, str]) -> Iterator[None]:
     """Wrap LocalFunctions.invoke so each call is labelled, timed and its requests listed."""
     original = LocalFunctions.invoke
 
-    def invoke(self: LocalFunctions, arn: str, event: Any) -> Any:
+    def invoke(self: LocalFunctions, arn: str, event: Any, request_id: str | None = None) -> Any:
         name = names.get(arn, arn)
         _local.function, _local.requests = name, []
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            return original(self, arn, event)
+            return original(self, arn, event, request_id)
         finally:
             record = Invocation(
                 name,
@@ -914,11 +914,22 @@ class Facts:
             spec.logical_id.split(".")[0]: rate_seconds(spec.expression)
             for spec in template.schedules()
         }
+        # Alarm metrics: those an alarm lists (one, or each of a math expression's), and
+        # apart those a Metrics Insights query may analyze: billed per metric analyzed and
+        # outside the free tier; counted here as one per rule the query names (its upper
+        # bound: IoT's series of a rule exist once the rule has reported the metric).
         self.alarm_metrics = 0
+        self.insights_alarm_metrics = 0
         for logical_id in template.of_type("AWS::CloudWatch::Alarm"):
             props = template.properties(logical_id)
-            metrics = [q for q in props.get("Metrics", []) if "MetricStat" in q]
-            self.alarm_metrics += len(metrics) if metrics else 1
+            queries = props.get("Metrics", [])
+            listed = [q for q in queries if "MetricStat" in q]
+            insights = [
+                q for q in queries if str(q.get("Expression", "")).lstrip().startswith("SELECT")
+            ]
+            self.alarm_metrics += len(listed) if queries else 1
+            for query in insights:
+                self.insights_alarm_metrics += str(query["Expression"]).count(" OR ") + 1
         self.retention_days = int(template.parameters.get("LogRetentionDays", "30"))
 
 
@@ -1196,10 +1207,18 @@ class Model:
         )
         lines.append(
             Line(
-                "CloudWatch alarms",
+                "CloudWatch alarms, metrics listed",
                 self.f.alarm_metrics,
                 "alarm metrics",
                 self.f.alarm_metrics * ALARM_METRIC_MONTH,
+            )
+        )
+        lines.append(
+            Line(
+                "CloudWatch alarms, Metrics Insights (metrics analyzed, at most)",
+                self.f.insights_alarm_metrics,
+                "query metrics",
+                self.f.insights_alarm_metrics * ALARM_METRIC_MONTH,
             )
         )
         kinds = [k for k in self.m.metrics if k.startswith("idle") or not idle]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cfnlint.api import ManualArgs, lint_file
 
@@ -72,55 +73,68 @@ def test_device_policy_publishes_only_as_itself() -> None:
     assert all("*" not in r.split(":topic/")[1] for r in resources)
 
 
-def test_every_topic_rule_has_alarms_on_failed_actions_throttling_and_parse_errors() -> None:
+def _alarms(template: LocalTemplate) -> list[dict[str, Any]]:
+    return [template.properties(lid) for lid in template.of_type("AWS::CloudWatch::Alarm")]
+
+
+def test_every_topic_rule_has_alarms_on_failed_actions_and_throttling() -> None:
     template = LocalTemplate()
-    queries: list[str] = []
-    watched: list[tuple[str, str]] = []
-    for lid in template.of_type("AWS::CloudWatch::Alarm"):
-        for query in template.properties(lid).get("Metrics", []):
-            if "Expression" in query:
-                queries.append(query["Expression"])
-            metric = query.get("MetricStat", {}).get("Metric", {})
-            if metric.get("Namespace") == "AWS/IoT":
-                rule = next(d["Value"] for d in metric["Dimensions"] if d["Name"] == "RuleName")
-                watched.append((metric["MetricName"], rule))
+    queries = [
+        " ".join(query["Expression"].split())
+        for props in _alarms(template)
+        for query in props.get("Metrics", [])
+        if "Expression" in query
+    ]
     rules = [spec.name for spec in template.topic_rules()]
     assert len(rules) >= 2
-    for rule in rules:
-        assert any(
-            q.startswith('SELECT SUM(Failure) FROM SCHEMA("AWS/IoT", ActionType, RuleName)')
-            and q.endswith(f"WHERE RuleName = '{rule}'")
-            for q in queries
-        ), rule
-        assert ("RuleMessageThrottled", rule) in watched and ("ParseError", rule) in watched
+    for metric, schema in (
+        ("Failure", '"AWS/IoT", ActionType, RuleName'),
+        ("RuleMessageThrottled", '"AWS/IoT", RuleName'),
+    ):
+        watching = [
+            q for q in queries if q.startswith(f"SELECT SUM({metric}) FROM SCHEMA({schema})")
+        ]
+        assert len(watching) == 1, metric
+        where = watching[0].split(" WHERE ", 1)[1]
+        assert sorted(where.split(" OR ")) == sorted(f"RuleName = '{rule}'" for rule in rules)
 
 
-def test_the_ingest_function_keeps_failed_events_in_an_alarmed_queue() -> None:
+def test_every_asynchronous_function_keeps_failed_events_in_one_alarmed_queue() -> None:
     template = LocalTemplate()
-    queue = template.arn("IngestFailuresQueue")
-    ingest = template.functions()[template.arn("IngestFunction")]
-    assert ingest.asynchronous.on_failure == queue
+    queue = template.arn("FailuresQueue")
+    functions = template.functions()
+    ingest = functions[template.arn("IngestFunction")]
     assert ingest.asynchronous.max_retries == 2
     assert ingest.asynchronous.max_event_age_s == 3600
-    # The function's role may send to that queue and do nothing else with SQS.
-    statements = [
-        s
-        for policy in template.properties("IngestFunction")["Policies"]
-        for s in policy["Statement"]
-        if any(str(a).startswith("sqs:") for a in _listed(s["Action"]))
-    ]
-    assert [(s["Action"], s["Resource"]) for s in statements] == [("sqs:SendMessage", queue)]
+    scheduled = {spec.function_arn for spec in template.schedules()}
+    assert len(scheduled) == 3
+    for arn in {template.arn("IngestFunction")} | scheduled:
+        assert functions[arn].asynchronous.on_failure == queue, arn
+        # The function's role may send to that queue and do nothing else with SQS.
+        owner = next(
+            lid for lid in template.of_type("AWS::Serverless::Function") if template.arn(lid) == arn
+        )
+        statements = [
+            s
+            for policy in template.properties(owner)["Policies"]
+            for s in policy["Statement"]
+            if any(str(a).startswith("sqs:") for a in _listed(s["Action"]))
+        ]
+        assert [(s["Action"], s["Resource"]) for s in statements] == [("sqs:SendMessage", queue)], (
+            owner
+        )
     watched = {
         (props["Namespace"], props["MetricName"], props["Dimensions"][0]["Value"])
-        for props in (
-            template.properties(lid) for lid in template.of_type("AWS::CloudWatch::Alarm")
-        )
+        for props in _alarms(template)
         if "MetricName" in props
     }
-    name = template.physical_name("IngestFailuresQueue")
+    name = template.physical_name("FailuresQueue")
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", name) in watched
     function = template.physical_name("IngestFunction")
     assert ("AWS/Lambda", "DestinationDeliveryFailures", function) in watched
+    assert ("AWS/Lambda", "Throttles", function) in watched
+    # The HTTP API's function (synchronous): through the API's 5xx count.
+    assert ("AWS/ApiGateway", "5xx", template.physical_name("HttpApi")) in watched
 
 
 def _listed(value: object) -> list[object]:

@@ -1,6 +1,7 @@
-"""A batch whose processing fails every attempt is kept with its error in the ingestion
-function's on-failure queue, counted by `chantier stack status`, said at once in the stack's
-log, and its alert raised by `chantier alerts redrive` once the cause is fixed."""
+"""A batch whose processing fails every attempt is kept with its error in the on-failure queue,
+counted by `chantier stack status`, said at once in the stack's log, and its alert raised by
+`chantier alerts redrive` once the cause is fixed. A scheduled run that fails is kept in the
+same queue and replayed the same way."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from support.localstack import DeviceConnection
 from chantier.s3keys import raw_key
 from cloud.local.destinations import QueueDestination
 from cloud.local.resources import create_table
+from cloud.local.scheduler import scheduled_event
 from cloud.local.stack import LocalStack
 from commands.simulator.fleet import provision_machine
 from device.transport import ACKED
@@ -34,6 +37,13 @@ pytestmark = pytest.mark.functional
 SITE = "kept-site"
 RULE = "engine-overheat"
 CHANTIER = Path(sys.executable).with_name("chantier")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """Schedules 1,000 times slower: no scheduled run fails on its own while a table is gone."""
+    with LocalStack(tmp_path_factory.mktemp("stack"), schedule_scale=1000) as running:
+        yield running
 
 
 def _chantier(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -136,3 +146,32 @@ def test_a_replay_that_fails_again_leaves_the_record_in_the_queue(stack: LocalSt
     assert "0 replayed, 1 failed again" in replay.stdout
     assert "ResourceNotFoundException" in replay.stdout
     assert queue.count() == 1
+
+
+def test_a_failed_scheduled_run_is_kept_in_the_same_queue_and_replayed(stack: LocalStack) -> None:
+    assert stack.info is not None and stack.functions is not None
+    queue = QueueDestination(stack.client("sqs"), stack.info.failures_queue)
+    sqs = stack.client("sqs")
+    sqs.purge_queue(QueueUrl=queue.url)  # what the tests above left for a later replay
+    (spec,) = [s for s in stack.template.schedules() if s.logical_id.startswith("OfflineCheck")]
+    event = scheduled_event(spec, time.time())
+    dynamodb = stack.client("dynamodb")
+    dynamodb.delete_table(TableName=stack.info.alerts_table)
+    try:
+        # As EventBridge invokes it: asynchronously, with the function's InvokeConfig.
+        assert stack.functions.invoke_async(spec.function_arn, event) is None
+    finally:
+        create_table(dynamodb, stack.info.alerts_table, stack.template.properties("AlertsTable"))
+    (message,) = sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0)["Messages"]
+    record = json.loads(message["Body"])
+    # Not retried: the next run a minute later does the same work.
+    assert record["requestContext"]["approximateInvokeCount"] == 1
+    assert record["requestContext"]["functionArn"].startswith(spec.function_arn)
+    assert record["requestPayload"] == event
+    assert "1 kept in queue" in _status_line(stack)
+
+    replay = _chantier(stack, "alerts", "redrive")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "1 replayed, 0 failed again" in replay.stdout
+    assert f"scheduled run of {event['time']}" in replay.stdout
+    assert "none kept" in _status_line(stack)
