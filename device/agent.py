@@ -220,11 +220,18 @@ class Agent:
                 self._restamp_if_synced()
                 if self._connected or self.transport.connected():
                     # a batch's sentAt must come from a synced clock as well; wait for it
+                    formed = self.counters.batches_formed
                     if self.clock.synced():
                         planner.form(self._mono_ms(), self._wall_ms())
                     sender.send(now)
                     version = self.sampler.status_version
-                    if health.due(now, version, self.sampler.all_tried()):
+                    if health.due(
+                        now,
+                        version,
+                        self.sampler.all_tried(),
+                        batch_left=self.counters.batches_formed != formed,
+                        batch_in_s=planner.next_live_in_s(self._mono_ms()),
+                    ):
                         self._publish_health()
                         health.sent(now, version)
                 if now >= status_due:

@@ -119,6 +119,17 @@ class BatchPlanner:
         ready = self._last_live_ms + self.cadence.early_min_interval_s * 1000
         return max(0.0, (ready - now_ms) / 1000)
 
+    def next_live_in_s(self, now_ms: int) -> float | None:
+        """Seconds until the pending live readings leave by age or early (None: none pending)."""
+        live = self._queue.pending(newer_than_id=self._backlog_split)
+        if live.oldest_mono_ms is None:
+            return None
+        c = self.cadence
+        max_age = c.max_age_s if self._live_formed else min(c.max_age_s, FIRST_BATCH_MAX_AGE_S)
+        wait = max(0.0, (live.oldest_mono_ms + max_age * 1000 - now_ms) / 1000)
+        early = self.early_wait_s(now_ms)
+        return wait if early is None else min(wait, early)
+
     def form(self, now_ms: int, sent_at: int) -> None:
         """Form every batch due at monotonic `now_ms`, stamped `sent_at` (a synced wall time)."""
         with self._lock:

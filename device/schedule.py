@@ -9,6 +9,10 @@ from dataclasses import dataclass
 # IoT Core per-connection limits (publishes per second, bytes per second).
 MAX_PUBLISHES_PER_S = 100.0
 MAX_BYTES_PER_S = 512 * 1024
+# How far a periodic health message moves to ride with a batch. Above the first batch's
+# offset (it leaves a minute after the start, the health grid starts at the start) plus a
+# sample interval, so the two fall into step at the first period and stay there.
+HEALTH_JOIN_S = 120.0
 
 
 class Ticker:
@@ -37,29 +41,55 @@ class Ticker:
 class HealthSchedule:
     """When a health message goes out: every `interval` s, and at once (but at most once per
     `early_min_s`) when a sensor failed or recovered. The first waits until every sensor was
-    tried, or FIRST_WAIT_S, so it says how the sensors are rather than that they start."""
+    tried, or FIRST_WAIT_S, so it says how the sensors are rather than that they start.
+
+    A periodic one rides with a batch: due within `join_s` after a batch left, it goes right
+    after that batch; falling due while a batch will leave within `join_s`, it waits for it.
+    The cloud then refreshes the machine's last seen once for the two messages, not twice
+    (docs/cost.md). It waits only for a batch that is coming, which itself tells the cloud
+    the machine is alive; with no batch in sight it goes on time."""
 
     FIRST_WAIT_S = 10.0
 
-    def __init__(self, start: float, interval: float, early_min_s: float) -> None:
-        self._ticker = Ticker(start, interval)
+    def __init__(
+        self, start: float, interval: float, early_min_s: float, join_s: float = HEALTH_JOIN_S
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval {interval!r} is not positive: expected seconds > 0")
+        self._interval = interval
+        self._next = start + interval
+        self._join_s = min(join_s, interval / 2)
         self._start = start
         self._early_min_s = early_min_s
         self._version = 0
         self._last: float | None = None
 
-    def due(self, now: float, status_version: int, all_tried: bool) -> bool:
+    def due(
+        self,
+        now: float,
+        status_version: int,
+        all_tried: bool,
+        *,
+        batch_left: bool = False,
+        batch_in_s: float | None = None,
+    ) -> bool:
+        """`batch_left`: a batch was just formed; `batch_in_s`: when the next one leaves."""
         if self._last is None:
             return all_tried or now - self._start >= self.FIRST_WAIT_S
-        if now >= self._ticker.due:
+        if batch_left and now >= self._next - self._join_s:
             return True
+        if now >= self._next:
+            coming = batch_in_s is not None and batch_in_s <= self._join_s
+            if not coming or now >= self._next + self._join_s:
+                return True
         return status_version != self._version and now - self._last >= self._early_min_s
 
     def sent(self, now: float, status_version: int) -> None:
         self._version = status_version
         self._last = now
-        if now >= self._ticker.due:
-            self._ticker.fire(now)
+        if now >= self._next - self._join_s:
+            # the periodic one went (perhaps early, with a batch): the next is an interval on
+            self._next = now + self._interval
 
 
 @dataclass

@@ -180,6 +180,15 @@ ATHENA_FLEET_QUERY_S = 90.0
 # The simulated fleet: one machine of each kind, in turn (commands/simulator/fleet.py).
 FLEET_MIX = ("excavator", "crane", "generator", "concrete-mixer", "compressor", "site-cabin")
 REPLAY_HOURS = 24
+# A site's working week, for the fleet on shifts: machines work 07:00-17:00 local time (UTC+1,
+# the simulated sites' winter time), Monday to Friday, the simulator's duty cycle during the
+# shift, engines off outside it. The French construction collective agreements set a 35 h
+# week with at most 10 h a day and 48 h a week (Code du travail L3121-18 and L3121-20); ten
+# hours of machine time covers a shift with its breaks. A week is replayed, from a Monday.
+SHIFT_START_H_UTC = 6.0
+SHIFT_END_H_UTC = 16.0
+WORK_DAYS = 5
+WEEK_START_S = 1_773_014_400  # 2026-03-09 00:00 UTC, a Monday
 # The simulated sensors' physics (ambient cycle, duty cycle) runs from this moment, a spring
 # night, whatever the time of the run: no level is crossed, so the measured batches carry no
 # alert, and alerts are priced apart (ALERT_CYCLES_PER_MONTH).
@@ -610,9 +619,9 @@ class SimulatedMachine:
             equipment=self.machine.equipment,
             boot=self.envelope.boot,
             run_id=None,
-            sent_at=self.now_ms + 30_000,
+            sent_at=self.now_ms + 1_000,
             version=chantier.__version__,
-            uptime_s=(self.now_ms - self.start_ms) / 1000 + 30,
+            uptime_s=(self.now_ms - self.start_ms) / 1000 + 1,
             clock_synced=True,
             clock_source="auto",
             queue_depth=6,
@@ -764,7 +773,7 @@ def measure(minutes: int, pace_s: float, warmup: int) -> Measured:
                 if steady:
                     m.readings["batch"] = count
                     m.last_batch["batch"] = json.loads(payload)
-                _pause_until(begin + (minute + 0.5) * pace_s)
+                # The health message right after its batch, as the agent sends it.
                 payload = sim.health()
                 with run.message("health" if steady else "warm-up", len(payload)):
                     run.publish(device, health, payload)
@@ -808,12 +817,27 @@ def _pause_until(moment: float) -> None:
         time.sleep(delay)
 
 
-def replay_day(equipment: str, early_min_s: float | None = None) -> Counter[str]:
+class ShiftSensor(SimulatedSensor):
+    """The simulator's machine worked on a site's shifts only: engine off outside them."""
+
+    def working(self, elapsed_s: float) -> float:
+        wall = WEEK_START_S + elapsed_s
+        day = int((wall - WEEK_START_S) // 86400) % 7
+        hour = (wall % 86400) / 3600
+        if day >= WORK_DAYS or not SHIFT_START_H_UTC <= hour < SHIFT_END_H_UTC:
+            return 0.0
+        return super().working(elapsed_s)
+
+
+def replay_day(
+    equipment: str, early_min_s: float | None = None, shifts: bool = False
+) -> Counter[str]:
     """Batches a day by why they left, as the agent's default profile forms them.
 
     The agent's own rules (device/planning.py Deadband, device/batcher.py batch_due) and
     defaults (device/config.py) over a day of one machine's simulated sensors, engine and
-    cabin each read every 10 s: one reading per 5 s.
+    cabin each read every 10 s: one reading per 5 s. With `shifts`, a week of a machine worked
+    on a site's shifts (ShiftSensor), divided by seven.
     """
     from device.batcher import batch_due
     from device.planning import Deadband
@@ -826,20 +850,17 @@ def replay_day(equipment: str, early_min_s: float | None = None) -> Counter[str]
         for name in ("temperature", "humidity", "pressure")
     }
     clock = [0.0]
+    kind = ShiftSensor if shifts else SimulatedSensor
+    start = WEEK_START_S if shifts else SENSOR_CLOCK_START_S
+    days = 7 if shifts else REPLAY_HOURS / 24
     sensors = [
-        SimulatedSensor(
-            name,
-            equipment,
-            seed=7,
-            elapsed=lambda: clock[0],
-            wall=lambda: SENSOR_CLOCK_START_S + clock[0],
-        )
+        kind(name, equipment, seed=7, elapsed=lambda: clock[0], wall=lambda: start + clock[0])
         for name in ("engine", "cabin")
     ]
     deadband = Deadband(bands)
     reasons: Counter[str] = Counter()
     pending, oldest, last, moved, turn = 0, None, 0.0, False, 0
-    while clock[0] < REPLAY_HOURS * 3600:
+    while clock[0] < days * 86400:
         sensor = sensors[turn % 2]
         m = sensor.read()
         reading = reading_dict(sensor.name, 0, m.temperature, m.humidity, m.pressure)
@@ -858,7 +879,7 @@ def replay_day(equipment: str, early_min_s: float | None = None) -> Counter[str]
             deadband.published()
         clock[0] += READING_INTERVAL_S
         turn += 1
-    return reasons
+    return Counter({reason: count / days for reason, count in reasons.items()})
 
 
 # ---------- the model ----------
@@ -880,6 +901,9 @@ class Design:
     # the dashboard's last-health item: rewritten on every health message (built), or at most
     # this often when only its counters moved
     health_item_interval_s: float = 0.0
+    # the agent sends its periodic health message right after a batch (device/schedule.py
+    # HealthSchedule), so the cloud refreshes last seen once for the two
+    health_with_batch: bool = True
 
 
 @dataclass
@@ -1012,7 +1036,8 @@ class Model:
         # Every run of the offline check reads each machine's last-seen entry from the index.
         reads = MONTH_S / self.f.rate_s["OfflineCheckFunction"] * seen.bytes / 4096 * 0.5
         bucket[("dynamodb", "", "offline check reads every last seen")].add(Units(rru=reads))
-        messages = sum(volume.values())
+        batches = sum(v for _, v in d.mix)
+        messages = max(batches, volume["health"]) if d.health_with_batch else sum(volume.values())
         touches = min(messages, MONTH_S / d.seen_refresh_s)
         bucket[("dynamodb", "", "last seen")].add(seen, touches)
         if d.raw == "firehose":
@@ -1372,11 +1397,13 @@ def day_mix(reasons: Counter[str]) -> tuple[tuple[str, float], ...]:
     return (("batch", early), (f"batch {LONG_BATCH_AGE_S} s", steady))
 
 
-def fleet_mix(early_min_s: float | None = None) -> tuple[tuple[str, float], ...]:
+def fleet_mix(
+    early_min_s: float | None = None, shifts: bool = False
+) -> tuple[tuple[str, float], ...]:
     """The simulated fleet's mean machine (one of each kind) in the default profile."""
     totals: Counter[str] = Counter()
     for equipment in FLEET_MIX:
-        totals.update(replay_day(equipment, early_min_s))
+        totals.update(replay_day(equipment, early_min_s, shifts))
     mean = Counter({k: v / len(FLEET_MIX) for k, v in totals.items()})
     return day_mix(mean)
 
@@ -1399,9 +1426,20 @@ def designs(m: Measured) -> list[Design]:
             health_interval_s=health,
         ),
         Design(
+            "default profile, the fleet on site shifts (07-17 h, Mon-Fri)",
+            mix=fleet_mix(shifts=True),
+            health_interval_s=health,
+        ),
+        Design(
             "default profile, a steady machine (site cabin)",
             mix=day_mix(replay_day("site-cabin")),
             health_interval_s=health,
+        ),
+        Design(
+            "steady machine, health on its own clock (before it rode with batches)",
+            mix=day_mix(replay_day("site-cabin")),
+            health_interval_s=health,
+            health_with_batch=False,
         ),
         Design(
             "default profile, a working excavator",
@@ -1434,13 +1472,15 @@ def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
     print_measured(model)
     options = designs(m)
     now = options[0]
-    for reasons_of in FLEET_MIX:
-        reasons = replay_day(reasons_of)
-        print(
-            f"  default profile, {reasons_of}: {sum(reasons.values())} batches a day "
-            f"({reasons['age']} at 15 min, {reasons['full']} full, {reasons['moved']} early: "
-            "a value moved past its deadband)"
-        )
+    for shifts in (False, True):
+        when = "on shifts, a week's mean" if shifts else "around the clock"
+        for reasons_of in FLEET_MIX:
+            reasons = replay_day(reasons_of, shifts=shifts)
+            print(
+                f"  default profile, {reasons_of} {when}: {sum(reasons.values()):.0f} batches "
+                f"a day ({reasons['age']:.0f} at 15 min, {reasons['full']:.0f} full, "
+                f"{reasons['moved']:.0f} early: a value moved past its deadband)"
+            )
     device = table(model.device_lines(now), f"Per device-month, {now.name} (grows with devices):")
     fixed = table(
         model.fixed_lines(now, idle=False),
@@ -1470,7 +1510,7 @@ def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
         dev, fix, tot = model.total(d)
         verdict = "met" if tot <= 0.05 else "-"
         print(f"  {d.name:<62} {dev:>8.4f} {fix:>8.4f} {tot:>8.4f}  {verdict}")
-    steady = options[1]
+    steady = next(d for d in options if d.name.endswith("(site cabin)"))
     table(model.device_lines(steady), f"Per device-month, {steady.name}:")
     best = min(options, key=lambda d: model.total(d)[2])
     table(model.device_lines(best), f"Per device-month, {best.name}:")
