@@ -9,16 +9,16 @@ out its rule actions, so a message whose handling was cut short comes back after
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
+
+from cloud.local.topic_queue import TopicQueue
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ class BridgeError(RuntimeError):
 class MqttBridge:
     """Subscribes to the rules' topics and hands each message to a worker.
 
-    Messages of one topic always go to the same worker, so a thing's batches are processed in
-    the order the broker delivered them, while different things proceed in parallel.
+    A topic's messages are processed one at a time in the order the broker delivered them (a
+    thing's batches stay in order), different topics in parallel on any free worker
+    (cloud/local/topic_queue.py).
     `persistent` keeps the session across reconnects (the rules engine); an observer that must
     not hold messages for later passes False.
     """
@@ -70,12 +71,10 @@ class MqttBridge:
         self._last_received = time.monotonic()
         self._idle = threading.Condition()
         self.connections = 0
-        self._queues: list[queue.Queue[tuple[str, bytes, Any] | None]] = [
-            queue.Queue() for _ in range(workers)
-        ]
+        self._inbox: TopicQueue[tuple[bytes, Any]] = TopicQueue()
         self._threads = [
-            threading.Thread(target=self._work, args=(q,), name=f"rules-worker-{i}", daemon=True)
-            for i, q in enumerate(self._queues)
+            threading.Thread(target=self._work, name=f"rules-worker-{i}", daemon=True)
+            for i in range(workers)
         ]
         self._connect_timeout_s = connect_timeout_s
         session = (
@@ -159,22 +158,22 @@ class MqttBridge:
         payload = bytes(packet.payload or b"")
         acquire = getattr(data, "acquire_publish_acknowledgement_control", None)
         ack = acquire() if acquire is not None else None
-        index = zlib.crc32(topic.encode()) % len(self._queues)
         with self._idle:
             self._pending += 1
             self._last_received = time.monotonic()
-        self._queues[index].put((topic, payload, ack))
+        self._inbox.put(topic, (payload, ack))
 
-    def _work(self, inbox: queue.Queue[tuple[str, bytes, Any] | None]) -> None:
+    def _work(self) -> None:
         while True:
-            item = inbox.get()
-            if item is None:
+            taken = self._inbox.take()
+            if taken is None:
                 return
-            topic, payload, ack = item
+            topic, (payload, ack) = taken
             try:
                 if self._handle_until_done(topic, payload) and ack is not None:
                     self._acknowledge(ack)
             finally:
+                self._inbox.done(topic)
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
@@ -246,8 +245,7 @@ class MqttBridge:
         self._stopping.set()
         self._client.stop()
         self._stopped.wait(timeout_s)
-        for inbox in self._queues:
-            inbox.put(None)
+        self._inbox.close()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout_s)

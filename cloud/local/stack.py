@@ -40,10 +40,10 @@ from cloud.local.template import LocalTemplate
 
 log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict[str, Any]], None]
-# Messages the rules engine handles at once (a thing's messages always in order). Each waits
-# for its Lambda action, a few moto round trips: with 4, 700 machines at agent defaults queued
-# for seconds while moto had spare time. More than botocore's 10 pooled connections per client
-# would open a connection a call.
+# Messages the rules engine handles at once (a thing's messages always in order), any worker
+# taking any topic (cloud/local/topic_queue.py). Each waits for its Lambda action, a few moto
+# round trips: with 4, 700 machines at agent defaults queued for seconds while moto had spare
+# time. More than botocore's 10 pooled connections per client would open a connection a call.
 # (32 workers with a 0.5 ms GIL slice were tried for the live profile at 1,000 machines; one
 # run on a loaded machine made the alert path slower, so the change was not kept:
 # docs/performance.md.)
