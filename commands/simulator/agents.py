@@ -104,12 +104,19 @@ class ThreadRunner:
 
 
 class ProcessRunner:
-    """Agents shared among `processes` worker processes, each running a ThreadRunner."""
+    """Agents shared among `processes` worker processes, each running a ThreadRunner.
 
-    def __init__(self, processes: int) -> None:
+    `niceness` lowers the workers' CPU priority (os.nice): simulated machines stand for
+    hardware of their own, so a benchmark of the cloud side can keep them from taking its CPU.
+    """
+
+    def __init__(self, processes: int, niceness: int = 0) -> None:
         if processes < 1:
             raise ValueError(f"processes {processes!r}: expected 1 or more")
+        if niceness < 0:
+            raise ValueError(f"niceness {niceness!r}: expected 0 or more (lower priority only)")
         self._count = processes
+        self._niceness = niceness
         self._workers: list[_Worker] = []
 
     @property
@@ -122,7 +129,9 @@ class ProcessRunner:
         for index in range(min(self._count, len(configs))):
             share = slice(index, None, self._count)
             self._workers.append(
-                _Worker(context, index, list(configs[share]), list(starts[share]), level)
+                _Worker(
+                    context, index, list(configs[share]), list(starts[share]), level, self._niceness
+                )
             )
         for worker in self._workers:
             worker.wait_ready(READY_S)
@@ -161,13 +170,19 @@ class _Worker:
     """The parent's side of one worker process: its pipe, its last report, its results."""
 
     def __init__(
-        self, context: Any, index: int, configs: list[Any], starts: list[float], level: int
+        self,
+        context: Any,
+        index: int,
+        configs: list[Any],
+        starts: list[float],
+        level: int,
+        niceness: int = 0,
     ) -> None:
         self.index = index
         self._conn, child = context.Pipe()
         self.process = context.Process(
             target=worker_main,
-            args=(child, configs, starts, level),
+            args=(child, configs, starts, level, niceness),
             name=f"agents-{index}",
             daemon=True,  # ended with this process if it dies without stopping them
         )
@@ -231,9 +246,13 @@ class _Worker:
         self._conn.close()
 
 
-def worker_main(conn: Connection, configs: list[Any], starts: list[float], level: int) -> None:
+def worker_main(
+    conn: Connection, configs: list[Any], starts: list[float], level: int, niceness: int = 0
+) -> None:
     """A worker process: run its share of agents until the parent says stop or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    if niceness:
+        os.nice(niceness)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     stop_timeout = [15.0]
