@@ -166,10 +166,15 @@ PLATFORM_LOG_LINES = (
     "XRAY TraceId: 1-6740a1b2-5d2c9e0f13a4b6c7d8e9f012\tSegmentId: 4e1b7c9a2d3f5a60\t"
     "Sampled: true\t\n"
 )
-# A steady machine's batch in the default profile (its age limit), probed with real batches;
-# the minute-by-minute batches measured first are the `live` profile's, and the size of the
-# early batches a moving value sends in the default profile.
+# A steady machine's batch in the default profile (its age limit) and a moving machine's early
+# batch (at most one per `early_min_interval_s`, holding the readings since the last batch),
+# probed with real batches; the minute-by-minute batches measured first are the `live`
+# profile's.
 LONG_BATCH_AGE_S = 900
+EARLY_BATCH_AGE_S = int(
+    {f.name: f.default for f in dataclasses.fields(AgentConfig)}["early_min_interval_s"]
+)
+PROBE_AGES_S = tuple(sorted({EARLY_BATCH_AGE_S, LONG_BATCH_AGE_S}))
 PROBE_BATCHES = 3
 # Athena (https://aws.amazon.com/athena/pricing/): per TB scanned, at least 10 MB a query.
 ATHENA_TB_SCANNED = 5.00
@@ -759,7 +764,7 @@ def measure(minutes: int, pace_s: float, warmup: int) -> Measured:
         machine, _ = provision_machine(stack, "exc-01", "lyon-part-dieu", "excavator")
         # Readings end before now: the steady minutes, the alert, then the probes (a budget's
         # worth of readings at 5 s each is well under 10 minutes).
-        span_min = warmup + minutes + 2 + PROBE_BATCHES * (10 + LONG_BATCH_AGE_S / 60)
+        span_min = warmup + minutes + 2 + PROBE_BATCHES * sum(10 + a / 60 for a in PROBE_AGES_S)
         sim = SimulatedMachine(machine, int((time.time() - span_min * 60) * 1000))
         telemetry = topic(machine.site, machine.thing, "telemetry", BASIC_INGEST_PREFIX)
         health = topic(machine.site, machine.thing, "health", BASIC_INGEST_PREFIX)
@@ -793,7 +798,7 @@ def measure(minutes: int, pace_s: float, warmup: int) -> Measured:
             sim.seq += 2
             sim.now_ms = sim.next_reading_ms = base + 20_000
             # Longer batches, for the design options: the same machine's next readings.
-            for age in (LONG_BATCH_AGE_S,):
+            for age in PROBE_AGES_S:
                 kind = f"batch {age:.0f} s"
                 for _ in range(PROBE_BATCHES):
                     payload, count = sim.batch(age)
@@ -889,8 +894,8 @@ class Design:
 
     name: str
     # Batches a month by the measured kind whose units they cost: the `live` profile's minute
-    # batches ("batch"), a steady machine's 15-minute ones ("batch 900 s"); an early batch of
-    # the default profile holds about a minute of readings, like "batch".
+    # batches ("batch"), a steady machine's 15-minute ones ("batch 900 s"), a moving machine's
+    # early ones ("batch 300 s" at the default rate limit; see day_mix).
     mix: tuple[tuple[str, float], ...] = (("batch", MONTH_S / 60),)
     health_interval_s: float = 60.0
     seen_refresh_s: float = SEEN_REFRESH_MS / 1000
@@ -1389,12 +1394,20 @@ def print_measured(model: Model) -> None:
     print(f"  requests outside handlers and rule actions (setup, provisioning): {m.unattributed}")
 
 
-def day_mix(reasons: Counter[str]) -> tuple[tuple[str, float], ...]:
-    """Batches a month by measured kind, from a day's batches by why they left."""
+def day_mix(
+    reasons: Counter[str], early_min_s: float | None = None
+) -> tuple[tuple[str, float], ...]:
+    """Batches a month by measured kind, from a day's batches by why they left. An early batch
+    holds at least `early_min_s` of readings: priced as the longest probe not above that."""
     days = MONTH_S / 86400
     early = reasons["moved"] * days
     steady = (reasons["age"] + reasons["full"]) * days
-    return (("batch", early), (f"batch {LONG_BATCH_AGE_S} s", steady))
+    limit = float(agent_default("early_min_interval_s")) if early_min_s is None else early_min_s
+    fitting = [age for age in PROBE_AGES_S if age <= limit]
+    early_kind = f"batch {max(fitting)} s" if fitting else "batch"
+    mix: Counter[str] = Counter({early_kind: early})
+    mix[f"batch {LONG_BATCH_AGE_S} s"] += steady  # the same kind when early_min_s >= 900
+    return tuple(mix.items())
 
 
 def fleet_mix(
@@ -1405,7 +1418,7 @@ def fleet_mix(
     for equipment in FLEET_MIX:
         totals.update(replay_day(equipment, early_min_s, shifts))
     mean = Counter({k: v / len(FLEET_MIX) for k, v in totals.items()})
-    return day_mix(mean)
+    return day_mix(mean, early_min_s)
 
 
 def designs(m: Measured) -> list[Design]:
@@ -1418,7 +1431,6 @@ def designs(m: Measured) -> list[Design]:
         health_interval_s=60.0,
     )
     shipped = fleet_mix()
-    early_5 = fleet_mix(300.0)
     return [
         Design(
             "default profile, as shipped: the simulated fleet's mean machine",
@@ -1448,13 +1460,18 @@ def designs(m: Measured) -> list[Design]:
         ),
         live,
         Design(
-            "default, early batches at most every 5 min (early_min_interval_s = 300)",
-            mix=early_5,
+            "default, early batches at most every minute (early_min_interval_s = 60)",
+            mix=fleet_mix(60.0),
             health_interval_s=health,
         ),
         Design(
-            "default, early batches every 15 min at most (early_min_interval_s = 900)",
+            "default, early batches at most every 15 min (early_min_interval_s = 900)",
             mix=fleet_mix(900.0),
+            health_interval_s=health,
+        ),
+        Design(
+            "early batches at most every 15 min, the fleet on site shifts",
+            mix=fleet_mix(900.0, shifts=True),
             health_interval_s=health,
         ),
     ]
