@@ -230,7 +230,7 @@ class Agent:
                         version,
                         self.sampler.all_tried(),
                         batch_left=self.counters.batches_formed != formed,
-                        batch_in_s=planner.next_live_in_s(self._mono_ms()),
+                        batch_in_s=lambda: planner.next_live_in_s(self._mono_ms()),
                     ):
                         self._publish_health()
                         health.sent(now, version)

@@ -4,6 +4,7 @@ limiter; pure logic."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # IoT Core per-connection limits (publishes per second, bytes per second).
@@ -71,16 +72,19 @@ class HealthSchedule:
         all_tried: bool,
         *,
         batch_left: bool = False,
-        batch_in_s: float | None = None,
+        batch_in_s: Callable[[], float | None] = lambda: None,
     ) -> bool:
-        """`batch_left`: a batch was just formed; `batch_in_s`: when the next one leaves."""
+        """`batch_left`: a batch was just formed; `batch_in_s()`: seconds until the next one
+        leaves (None: none pending), asked only when the periodic message is due."""
         if self._last is None:
             return all_tried or now - self._start >= self.FIRST_WAIT_S
         if batch_left and now >= self._next - self._join_s:
             return True
         if now >= self._next:
-            coming = batch_in_s is not None and batch_in_s <= self._join_s
-            if not coming or now >= self._next + self._join_s:
+            if now >= self._next + self._join_s:
+                return True
+            coming = batch_in_s()
+            if coming is None or coming > self._join_s:
                 return True
         return status_version != self._version and now - self._last >= self._early_min_s
 

@@ -385,3 +385,23 @@ def test_a_failing_sensor_is_reported_in_health_without_waiting_its_turn(tmp_pat
     statuses = [json.loads(p)["sensors"][0]["status"] for p in pub.health()]
     # at start, then at once when the sensor fails and when it recovers: not an hour later
     assert statuses[1:3] == ["failing", "ok"]
+
+
+def test_the_periodic_health_message_goes_right_after_a_batch(tmp_path: Path) -> None:
+    pub = FakePublisher()
+    config = make_config(
+        tmp_path,
+        batch_max_age_s=0.6,
+        health_interval_s=0.6,
+        deadband_temperature=0,
+        deadband_humidity=0,
+        deadband_pressure=0,
+    )
+    agent = build_agent(config, transport=pub, clock=Clock(), urgency=NeverUrgent())
+    with Running(agent):
+        wait_for(lambda: len(pub.health()) >= 5, timeout=15)
+    kinds = [topic.rsplit("/", 1)[1] for topic, _ in pub.sent]
+    health_at = [i for i, kind in enumerate(kinds) if kind == "health"]
+    # The first waits only for the sensors; every later one follows a batch at once.
+    assert len(health_at) >= 5
+    assert all(kinds[i - 1] == "telemetry" for i in health_at[1:]), kinds

@@ -86,18 +86,18 @@ def test_a_periodic_health_message_rides_with_a_batch_and_stays_in_step() -> Non
     assert health.due(10.0, 0, all_tried=True)
     health.sent(10.0, 0)
     # Due at 900, but the aged batch leaves at 965 (the first batch left at 60 s): it waits.
-    assert not health.due(900.0, 0, all_tried=True, batch_in_s=65.0)
-    assert health.due(965.0, 0, all_tried=True, batch_left=True, batch_in_s=900.0)
+    assert not health.due(900.0, 0, all_tried=True, batch_in_s=lambda: 65.0)
+    assert health.due(965.0, 0, all_tried=True, batch_left=True, batch_in_s=lambda: 900.0)
     health.sent(965.0, 0)
     # An interval later the next aged batch is 5 s behind (a sample interval): it waits again.
-    assert not health.due(1865.0, 0, all_tried=True, batch_in_s=5.0)
-    assert health.due(1870.0, 0, all_tried=True, batch_left=True, batch_in_s=900.0)
+    assert not health.due(1865.0, 0, all_tried=True, batch_in_s=lambda: 5.0)
+    assert health.due(1870.0, 0, all_tried=True, batch_left=True, batch_in_s=lambda: 900.0)
     health.sent(1870.0, 0)
     # A batch leaving early (a value moved) takes it along when it is nearly due ...
-    assert health.due(2700.0, 0, all_tried=True, batch_left=True, batch_in_s=300.0)
+    assert health.due(2700.0, 0, all_tried=True, batch_left=True, batch_in_s=lambda: 300.0)
     health.sent(2700.0, 0)
     # ... but not when it is far from due.
-    assert not health.due(3000.0, 0, all_tried=True, batch_left=True, batch_in_s=300.0)
+    assert not health.due(3000.0, 0, all_tried=True, batch_left=True, batch_in_s=lambda: 300.0)
 
 
 def test_a_health_message_waits_for_a_batch_only_when_one_is_coming() -> None:
@@ -106,14 +106,14 @@ def test_a_health_message_waits_for_a_batch_only_when_one_is_coming() -> None:
     health = HealthSchedule(start=0.0, interval=900.0, early_min_s=60.0, join_s=120.0)
     health.sent(10.0, 0)
     # No readings pending (sensors gone): on time, it is the machine's only sign of life.
-    assert health.due(900.0, 0, all_tried=True, batch_in_s=None)
+    assert health.due(900.0, 0, all_tried=True, batch_in_s=lambda: None)
     # A batch further off than the join window: on time as well.
-    assert health.due(900.0, 0, all_tried=True, batch_in_s=121.0)
+    assert health.due(900.0, 0, all_tried=True, batch_in_s=lambda: 121.0)
     # A batch announced but never leaving (clock not synced): at most the window late.
-    assert not health.due(1019.0, 0, all_tried=True, batch_in_s=1.0)
-    assert health.due(1020.0, 0, all_tried=True, batch_in_s=1.0)
+    assert not health.due(1019.0, 0, all_tried=True, batch_in_s=lambda: 1.0)
+    assert health.due(1020.0, 0, all_tried=True, batch_in_s=lambda: 1.0)
     # The window never exceeds half the interval (the live profile's 60 s).
     live = HealthSchedule(start=0.0, interval=60.0, early_min_s=60.0, join_s=120.0)
     live.sent(10.0, 0)
-    assert not live.due(60.0, 0, all_tried=True, batch_in_s=5.0)
-    assert live.due(90.0, 0, all_tried=True, batch_in_s=5.0)
+    assert not live.due(60.0, 0, all_tried=True, batch_in_s=lambda: 5.0)
+    assert live.due(90.0, 0, all_tried=True, batch_in_s=lambda: 5.0)
