@@ -187,9 +187,9 @@ FLEET_MIX = ("excavator", "crane", "generator", "concrete-mixer", "compressor", 
 REPLAY_HOURS = 24
 # A site's working week, for the fleet on shifts: machines work 07:00-17:00 local time (UTC+1,
 # the simulated sites' winter time), Monday to Friday, the simulator's duty cycle during the
-# shift, engines off outside it. The French construction collective agreements set a 35 h
-# week with at most 10 h a day and 48 h a week (Code du travail L3121-18 and L3121-20); ten
-# hours of machine time covers a shift with its breaks. A week is replayed, from a Monday.
+# shift, engines off outside it. French law sets a 35 h week (Code du travail L3121-27) and
+# caps work at 10 h a day and 48 h a week (L3121-18, L3121-20); ten hours of machine time
+# covers a shift with its breaks. A week is replayed, from a Monday.
 SHIFT_START_H_UTC = 6.0
 SHIFT_END_H_UTC = 16.0
 WORK_DAYS = 5
