@@ -13,6 +13,8 @@ Run as `python -m cloud.local.moto_server -H 127.0.0.1 -p PORT`. Against the sto
   readings, and each full garbage collection walked them all: pauses of up to a second that
   every request waited for. What has lived FREEZE_EVERY_S is moved out of the collector's sight
   (stored data is freed by reference counting when overwritten or deleted).
+Given `--mirror` and `--queues`, it also keeps the objects under `raw/` and `errors/` and the
+SQS messages as files, and puts them back when a restarted stack creates its bucket and queues.
 Everything else is moto's code unchanged.
 """
 
@@ -30,6 +32,28 @@ from pathlib import Path
 from typing import Any
 
 from chantier.signals import stop_on_signals
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, **methods: Any) -> Iterator[None]:
+    """While active, `owner`'s methods are the ones given; moto's come back afterwards."""
+    originals = {name: getattr(owner, name) for name in methods}
+    for name, method in methods.items():
+        setattr(owner, name, method)
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(owner, name, original)
+
+
+def _replace_file(target: Path, data: bytes) -> None:
+    """Write `target` whole or not at all. The partial file's name starts with a dot and does
+    not end like the target's, so what restores the folder never takes a write cut short."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{threading.get_ident()}")
+    partial.write_bytes(data)
+    os.replace(partial, target)
 
 
 @contextlib.contextmanager
@@ -67,13 +91,8 @@ def partition_queries() -> Iterator[bool]:
             return [partition]
         return sorted(partition.values(), key=lambda item: item.range_key)
 
-    Table.query = query  # type: ignore[method-assign]
-    Table.all_items = all_items  # type: ignore[method-assign]
-    try:
+    with _patched(Table, query=query, all_items=all_items):
         yield True
-    finally:
-        Table.query = original_query  # type: ignore[method-assign]
-        Table.all_items = original_all_items  # type: ignore[method-assign]
 
 
 # What devices sent (raw batches) and what was refused or failed (kept for inspection).
@@ -103,14 +122,12 @@ def mirror_raw_objects(root: Path) -> Iterator[None]:
         current = backend.get_bucket(bucket_name).keys.get(key_name)
         try:
             if isinstance(current, FakeKey):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.{threading.get_ident()}")
-                partial.write_bytes(current.value)
-                os.replace(partial, target)
+                _replace_file(target, current.value)
             else:
                 target.unlink(missing_ok=True)
         except OSError as exc:
-            # The mirror feeds analytics only: a full disk must not fail the S3 request.
+            # The S3 request still succeeds (analytics and a restart then miss this object),
+            # as it would have without the mirror: said loudly, in moto.log.
             print(f"raw mirror: {target} not updated: {exc}", file=sys.stderr)
 
     def put_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -134,15 +151,10 @@ def mirror_raw_objects(root: Path) -> Iterator[None]:
             print(f"raw mirror: {restored} objects restored into {bucket_name}", file=sys.stderr)
         return bucket
 
-    S3Backend.put_object = put_object  # type: ignore[method-assign]
-    S3Backend.delete_object = delete_object  # type: ignore[method-assign]
-    S3Backend.create_bucket = create_bucket  # type: ignore[method-assign]
-    try:
+    with _patched(
+        S3Backend, put_object=put_object, delete_object=delete_object, create_bucket=create_bucket
+    ):
         yield
-    finally:
-        S3Backend.put_object = original_put  # type: ignore[method-assign]
-        S3Backend.delete_object = original_delete  # type: ignore[method-assign]
-        S3Backend.create_bucket = original_create  # type: ignore[method-assign]
 
 
 def restore_mirrored(folder: Path, put: Callable[[str, bytes], Any]) -> int:
@@ -183,10 +195,7 @@ def keep_queue_messages(root: Path) -> Iterator[None]:
     def keep(queue_name: str, message_id: str, body: str) -> None:
         target = folder(queue_name) / f"{message_id}.json"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}")
-            partial.write_text(body, encoding="utf-8")
-            os.replace(partial, target)
+            _replace_file(target, body.encode("utf-8"))
         except OSError as exc:
             print(f"queue copy: {target} not written: {exc}", file=sys.stderr)
 
@@ -224,17 +233,14 @@ def keep_queue_messages(root: Path) -> Iterator[None]:
                 print(f"queue copy: {restored} messages restored into {name}", file=sys.stderr)
         return queue
 
-    SQSBackend.send_message = send_message  # type: ignore[method-assign]
-    SQSBackend.delete_message = delete_message  # type: ignore[method-assign]
-    SQSBackend.create_queue = create_queue  # type: ignore[method-assign]
-    SQSBackend.purge_queue = purge_queue  # type: ignore[method-assign]
-    try:
+    with _patched(
+        SQSBackend,
+        send_message=send_message,
+        delete_message=delete_message,
+        create_queue=create_queue,
+        purge_queue=purge_queue,
+    ):
         yield
-    finally:
-        SQSBackend.send_message = original_send  # type: ignore[method-assign]
-        SQSBackend.delete_message = original_delete  # type: ignore[method-assign]
-        SQSBackend.create_queue = original_create  # type: ignore[method-assign]
-        SQSBackend.purge_queue = original_purge  # type: ignore[method-assign]
 
 
 FREEZE_EVERY_S = 10.0

@@ -32,6 +32,7 @@ def test_messages_outlive_the_server_until_deleted(tmp_path: Path) -> None:
         ]
         sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
     assert len(list((tmp_path / "failures").glob("*.json"))) == 1
+    (tmp_path / "failures" / ".cut-short.json.123").write_text('{"n": 9}')  # a write cut short
 
     with mock_aws(), keep_queue_messages(tmp_path):  # a new, empty moto, as after a restart
         sqs = boto3.client("sqs", region_name="eu-west-3")
