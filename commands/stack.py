@@ -123,8 +123,9 @@ def _kept_failures(info: StackInfo) -> str:
     if kept == 0:
         return f"none kept (queue {info.failures_queue})"
     return (
-        f"{kept} kept in queue {info.failures_queue}: their alerts were not evaluated; "
-        "replay them with `chantier alerts redrive` once the cause is fixed"
+        f"{kept} kept in queue {info.failures_queue}: their readings are not in the hot "
+        "store, and maybe not under raw/ nor through the alerts; replay them with "
+        "`chantier alerts redrive` once the cause is fixed"
     )
 
 

@@ -2,8 +2,9 @@
 
 Nothing is acknowledged into the void: the engine keeps a persistent session (the broker holds
 messages for it while it is away), subscribes again on every connection (a restarted broker
-has forgotten the session), and acknowledges each message only once the engine has carried
-out its rule actions, so a message whose handling was cut short comes back after a reconnect.
+knows the session only as of its last save), and acknowledges each message only once the
+engine has carried out its rule actions, so a message whose handling was cut short comes back
+after a reconnect.
 """
 
 from __future__ import annotations

@@ -282,9 +282,9 @@ class LocalStack:
             log.warning("the rules engine was still busy when the stack stopped")
 
     def _restart_broker(self) -> None:
-        # A restarted Mosquitto has forgotten the rules engine's session: until the engine has
-        # subscribed again, a device's publish would be acknowledged with "no matching
-        # subscribers" and dropped. Devices are shut out (they keep their batches) until then.
+        # A restarted Mosquitto knows the rules engine's session only as of its last save (or
+        # not at all): until the engine has subscribed again, a device's publish could find no
+        # subscriber. Devices are shut out (they keep their batches) until then.
         assert self.broker is not None
         write_acl(self.broker.files, [])
         self.bridge.expect_new_session()

@@ -148,7 +148,8 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=3)
     parser.add_argument("--seed", type=int, default=None, help="first round's seed")
     args = parser.parse_args()
-    logging.disable(logging.WARNING)  # the agents say every lost connection; the figures matter
+    # The agents say every lost connection and refusal (errors); the figures are what matter.
+    logging.disable(logging.ERROR)
     # Agents refused while the engine subscribes again retry within a second, not minutes.
     sending.REFUSED_BACKOFF_S = (0.2, 1.0)
     first = args.seed if args.seed is not None else random.randrange(1_000_000)

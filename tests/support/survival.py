@@ -170,8 +170,13 @@ def broker_connections(port: int) -> set[int]:
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         try:
-            sock = socket.socket(fileno=os.dup(fd))
+            copy = os.dup(fd)
         except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+        try:
+            sock = socket.socket(fileno=copy)
+        except OSError:
+            os.close(copy)  # not a socket: its copy must not stay open
             continue
         try:
             stream = sock.type == socket.SOCK_STREAM and sock.family == socket.AF_INET
