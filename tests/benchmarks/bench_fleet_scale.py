@@ -355,7 +355,9 @@ def broker_limit(info: StackInfo, payload_bytes: int) -> Flood:
 
 
 # ---------- one run ----------
-def run(scenario: Scenario, ramp_s: float, processes: int, progress: bool, keep: bool) -> None:
+def run(
+    scenario: Scenario, ramp_s: float, processes: int, niceness: int, progress: bool, keep: bool
+) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     stack = StackProcess(root / "stack")
     stop = threading.Event()
@@ -385,6 +387,7 @@ def run(scenario: Scenario, ramp_s: float, processes: int, progress: bool, keep:
             health_interval_s=scenario.health_s,
             count_api_readings=False,
             processes=processes,
+            niceness=niceness,
         )
         stream = sys.stderr if progress else cleanup.enter_context(open(root / "progress.log", "w"))
         simulation = Simulation(opts, ApiClient(info.api_url, info.api_token), stream)
@@ -434,6 +437,7 @@ def report(
         f"fleet on the local stack: {scenario.devices} machines, {scenario.duration_s:.0f} s "
         f"after a {ramp_s:.0f} s ramp, {scenario.cadence()}; agents in "
         f"{simulation.opts.processes} process(es)"
+        + (f" at nice {simulation.opts.niceness}" if simulation.opts.niceness else "")
     )
     print(
         f"  readings taken {s.readings}; acknowledged {s.acknowledged_readings} in "
@@ -514,6 +518,13 @@ def main() -> None:
         type=int,
         help=f"agent worker processes (default: one per {DEVICES_PER_PROCESS} machines)",
     )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="lower CPU priority of the agents' worker processes (default 0; they stand for "
+        "hardware with CPUs of their own, so 10 gives the stack the cores first)",
+    )
     parser.add_argument("--progress", action="store_true", help="progress lines on stderr")
     parser.add_argument("--keep", action="store_true", help="keep the state folder and logs")
     args = parser.parse_args()
@@ -536,7 +547,7 @@ def main() -> None:
     # The agents' own warnings (disconnected at stop, a thousand times) are not figures.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run(scenario, ramp_s, processes, args.progress, args.keep)
+        run(scenario, ramp_s, processes, args.nice, args.progress, args.keep)
     except BenchError as exc:
         print(f"bench_fleet_scale: {exc}", file=sys.stderr)
         sys.exit(2)
