@@ -143,8 +143,9 @@ class Simulation:
         self._started = time.monotonic()
         self.started_at_ms = 0  # the run's startedAt: alerts older than it are not its own
         self._runner: ThreadRunner | ProcessRunner = (
+            # A priority belongs to a process: threads of this one could not be lowered alone.
             ThreadRunner()
-            if opts.processes <= 1
+            if opts.processes <= 1 and not opts.niceness
             else ProcessRunner(opts.processes, niceness=opts.niceness)
         )
         # Monotonic times the last agent started and all were told to stop: the steady phase,
