@@ -35,7 +35,7 @@ from device.link import UP, LinkState
 from device.planning import BatchPlanner, Cadence
 from device.queue import DurableQueue, NewReading
 from device.sampling import Sampler
-from device.schedule import HealthSchedule
+from device.schedule import HEALTH_JOIN_S, HealthSchedule
 from device.sending import Sender
 from device.sensors.base import Sensor
 from device.transport import LinkChange, Transport
@@ -56,6 +56,9 @@ QUEUE_FILLING, QUEUE_RELIEVED = 0.8, 0.5
 # Below this much free space on the state folder's disk, say so before writes start failing.
 DISK_LOW_BYTES = 64 * 1024 * 1024
 DROPS_REPORT_EVERY_S = 600.0
+# A machine with nothing to send is heard from every batch_max_age_s, but not more often than
+# this: a batch age of 0 (each reading at once) must not mean a health message every pass.
+HEARTBEAT_MIN_S = 1.0
 
 
 class Agent:
@@ -203,8 +206,13 @@ class Agent:
         )
         self.transport.start()
         self.sampler.start(wake=self._wake.set)
+        cfg = self.config
         health = HealthSchedule(
-            time.monotonic(), self.config.health_interval_s, self.config.early_min_interval_s
+            time.monotonic(),
+            cfg.health_interval_s,
+            cfg.health_early_min_s,
+            heartbeat_s=max(cfg.batch_max_age_s, HEARTBEAT_MIN_S),
+            wait_s=max(cfg.batch_max_age_s, HEALTH_JOIN_S),
         )
         status_due = 0.0
         clean = False
@@ -224,16 +232,18 @@ class Agent:
                     if self.clock.synced():
                         planner.form(self._mono_ms(), self._wall_ms())
                     sender.send(now)
-                    version = self.sampler.status_version
+                    state = self._health_state()
                     if health.due(
                         now,
-                        version,
+                        state,
                         self.sampler.all_tried(),
                         batch_left=self.counters.batches_formed != formed,
-                        batch_in_s=lambda: planner.next_live_in_s(self._mono_ms()),
+                        batch_in_s=lambda: (
+                            planner.next_live_in_s(self._mono_ms()) if self.clock.synced() else None
+                        ),
                     ):
                         self._publish_health()
-                        health.sent(now, version)
+                        health.sent(now, state)
                 if now >= status_due:
                     self._watch(now)
                     self._save_status()
@@ -243,6 +253,12 @@ class Agent:
             clean = True
         finally:
             self._shutdown(flush=clean)
+
+    def _health_state(self) -> tuple[int, int, bool]:
+        """What people act on in a health message: a change sends one at once (sensor fault
+        alerts, the data-loss alert, the clock on the dashboard)."""
+        assert self._queue is not None
+        return self.sampler.status_version, self._queue.dropped_since_open, self.clock.synced()
 
     def _mono_ms(self) -> int:
         return int(self.clock.monotonic() * 1000)
@@ -537,4 +553,6 @@ def cadence(config: AgentConfig) -> Cadence:
             "pressure": config.deadband_pressure,
         },
         early_min_interval_s=config.early_min_interval_s,
+        early_burst=config.early_burst,
+        early_refill_s=config.early_refill_s,
     )

@@ -39,6 +39,9 @@ ENV_KEYS = (
     "deadband_humidity",
     "deadband_pressure",
     "early_min_interval_s",
+    "early_burst",
+    "early_refill_s",
+    "health_early_min_s",
     "queue_max_readings",
     "rules_file",
     "run_id",
@@ -49,10 +52,18 @@ ENV_KEYS = (
 )
 DRIVERS = ("bme280", "simulated")
 # Reporting profiles: (batch_max_age_s, health_interval_s). "default" reports by exception: a
-# steady machine sends a batch and a health message every 15 minutes, a moving or alerting one
-# at once; "live" sends every minute, for simulation runs and demos.
-REPORTING_PROFILES = {"default": (900.0, 900.0), "live": (60.0, 60.0)}
+# steady machine sends a batch every 15 minutes and a health message every hour (at once when
+# something in it changed), a moving or alerting one sooner; "live" sends both every minute,
+# for simulation runs and demos.
+REPORTING_PROFILES = {"default": (900.0, 3600.0), "live": (60.0, 60.0)}
 DEFAULT_BATCH_MAX_BYTES = 64 * 1024
+# The early budget, chosen with the cost model (docs/cost.md): a value that starts moving
+# leaves every early_min_interval_s for EARLY_BURST batches, then once per EARLY_REFILL_S.
+DEFAULT_EARLY_BURST = 3
+DEFAULT_EARLY_REFILL_S = 720.0
+# A health message whose content changed (a sensor, dropped readings, the clock) goes at once,
+# but at most this often.
+DEFAULT_HEALTH_EARLY_MIN_S = 900.0
 CLOCK_SYNC_MODES = ("auto", "systemd", "kernel", "assume-synced")
 OVERSAMPLING = (0, 1, 2, 4, 8, 16)
 IIR_FILTER = (0, 2, 4, 8, 16)
@@ -134,6 +145,9 @@ class AgentConfig:
     deadband_humidity: float = 3.0
     deadband_pressure: float = 1.0
     early_min_interval_s: float = 300.0
+    early_burst: int = DEFAULT_EARLY_BURST
+    early_refill_s: float = DEFAULT_EARLY_REFILL_S
+    health_early_min_s: float = DEFAULT_HEALTH_EARLY_MIN_S
     queue_max_readings: int = 200_000
     rules_file: Path | None = None
     run_id: str | None = None
@@ -379,6 +393,11 @@ def check_mapping(
         deadband_humidity=r.number("deadband_humidity", 3.0, low=0.0, high=100),
         deadband_pressure=r.number("deadband_pressure", 1.0, low=0.0, high=1000),
         early_min_interval_s=r.number("early_min_interval_s", 300.0, low=0.0, high=86400),
+        early_burst=r.integer("early_burst", DEFAULT_EARLY_BURST, low=0, high=100),
+        early_refill_s=r.number("early_refill_s", DEFAULT_EARLY_REFILL_S, low=0.0, high=86400),
+        health_early_min_s=r.number(
+            "health_early_min_s", DEFAULT_HEALTH_EARLY_MIN_S, low=0.0, high=86400
+        ),
         queue_max_readings=r.integer("queue_max_readings", 200_000, low=10),
         rules_file=r.path("rules_file", base, None),
         run_id=run_id,

@@ -2,10 +2,11 @@
 
 Live readings leave in one batch when the batch is full (its byte budget), when its oldest
 reading reaches `batch_max_age_s` (the first batch after a start: within a minute), or early
-when a value moved past its deadband since the last batch, at most once per
-`early_min_interval_s`. A reading that crosses an alert level leaves at once, alone. A backlog
-left by an outage or a previous run drains in large batches of its own, so live readings keep
-their pace meanwhile.
+when a value moved past its deadband since the last batch: at most once per
+`early_min_interval_s`, and within a budget (`EarlyBudget`) so that a value that keeps moving
+does not send a batch every few minutes all day. A reading that crosses an alert level leaves
+at once, alone. A backlog left by an outage or a previous run drains in large batches of its
+own, so live readings keep their pace meanwhile.
 """
 
 from __future__ import annotations
@@ -39,12 +40,57 @@ FIRST_BATCH_MAX_AGE_S = 60.0
 
 @dataclass(frozen=True)
 class Cadence:
-    """When live readings leave: byte budget, age limit, deadbands and their rate limit."""
+    """When live readings leave: byte budget, age limit, deadbands and their rate limits."""
 
     budget: int
     max_age_s: float
     deadbands: Mapping[str, float]  # field -> band; 0 switches the field off
     early_min_interval_s: float
+    # The early budget: this many early batches in a row (0: none), then one per refill
+    # period (0: no budget, the spacing alone limits them).
+    early_burst: int
+    early_refill_s: float
+
+
+class EarlyBudget:
+    """When a moved value may leave early: a token bucket on top of the spacing.
+
+    An early batch needs `min_interval_s` since the last batch of any kind and a token. The
+    bucket holds `burst` tokens and starts full; one comes back every `refill_s`. A value that
+    starts moving after a quiet spell therefore leaves every `min_interval_s` for `burst`
+    batches, then at most once per `refill_s`. Batches that leave for another reason (age,
+    full budget, an alert) take no token and are never held back."""
+
+    def __init__(self, min_interval_s: float, burst: int, refill_s: float, start_ms: int) -> None:
+        self._spacing_ms = min_interval_s * 1000
+        self._burst = burst
+        self._refill_ms = refill_s * 1000
+        self._tokens = float(burst)
+        self._tokens_at = start_ms
+        self._last_ms = start_ms  # the start counts as a batch: the first early one waits too
+
+    def tokens(self, now_ms: int) -> float:
+        """Tokens in the bucket at `now_ms` (fractions count toward the next)."""
+        if not self._refill_ms:
+            return float(self._burst)
+        gained = max(0, now_ms - self._tokens_at) / self._refill_ms
+        return min(float(self._burst), self._tokens + gained)
+
+    def wait_s(self, now_ms: int) -> float | None:
+        """Seconds until an early batch may leave (None: never, the budget is zero)."""
+        if self._burst <= 0:
+            return None
+        spacing = self._last_ms + self._spacing_ms - now_ms
+        missing = 1.0 - self.tokens(now_ms)
+        refill = missing * self._refill_ms if missing > 0 else 0.0
+        return max(0.0, spacing, refill) / 1000
+
+    def left(self, now_ms: int, early: bool) -> None:
+        """A live batch left at `now_ms`; an early one spends a token."""
+        self._last_ms = now_ms
+        if early and self._refill_ms:
+            self._tokens = max(0.0, self.tokens(now_ms) - 1.0)
+            self._tokens_at = now_ms
 
 
 class Deadband:
@@ -98,7 +144,9 @@ class BatchPlanner:
         self._urgent_pending = True  # checked once at start: urgent readings of a past run
         # Everything left by an earlier run is backlog.
         self._backlog_split = queue.max_reading_id()
-        self._last_live_ms = started_ms
+        self.early = EarlyBudget(
+            cadence.early_min_interval_s, cadence.early_burst, cadence.early_refill_s, started_ms
+        )
         self._live_formed = False
 
     def observe(self, readings: Iterable[NewReading]) -> None:
@@ -116,8 +164,7 @@ class BatchPlanner:
         """Seconds until a moved value may leave early (None when nothing waits for that)."""
         if not self._moved:
             return None
-        ready = self._last_live_ms + self.cadence.early_min_interval_s * 1000
-        return max(0.0, (ready - now_ms) / 1000)
+        return self.early.wait_s(now_ms)
 
     def next_live_in_s(self, now_ms: int) -> float | None:
         """Seconds until the pending live readings leave by age or early (None: none pending)."""
@@ -183,7 +230,7 @@ class BatchPlanner:
         with self._lock:
             self._moved = False
             self._deadband.published()
-        self._last_live_ms = now_ms
+        self.early.left(now_ms, early=reason == "moved")
         self._live_formed = True
         if reason == "moved":
             self._counters.early_batches += 1

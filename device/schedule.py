@@ -4,7 +4,7 @@ limiter; pure logic."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 # IoT Core per-connection limits (publishes per second, bytes per second).
@@ -40,56 +40,87 @@ class Ticker:
 
 
 class HealthSchedule:
-    """When a health message goes out: every `interval` s, and at once (but at most once per
-    `early_min_s`) when a sensor failed or recovered. The first waits until every sensor was
-    tried, or FIRST_WAIT_S, so it says how the sensors are rather than that they start.
+    """When a health message goes out.
+
+    - Every `interval` s; the first waits until every sensor was tried, or FIRST_WAIT_S, so it
+      says how the sensors are rather than that they start.
+    - At once, but at most once per `early_min_s`, when what people act on in it changed: the
+      caller's `state` (sensor status, readings dropped, the clock) differs from the last sent.
+    - As a heartbeat, when neither a batch nor a health message left for `heartbeat_s`: a
+      machine without readings (sensors gone, clock not synchronised) is still heard from as
+      often as a steady one, within the cloud's offline rule.
 
     A periodic one rides with a batch: due within `join_s` after a batch left, it goes right
-    after that batch; falling due while a batch will leave within `join_s`, it waits for it.
-    The cloud then refreshes the machine's last seen once for the two messages, not twice
+    after that batch; falling due while a batch will leave within `wait_s` (default `join_s`;
+    the agent waits up to a batch age, so an hourly message always finds one), it waits for
+    it. The cloud then refreshes the machine's last seen once for the two messages, not twice
     (docs/cost.md). It waits only for a batch that is coming, which itself tells the cloud
-    the machine is alive; with no batch in sight it goes on time."""
+    the machine is alive; with no batch in sight it goes on time. Both windows are at most
+    half the interval."""
 
     FIRST_WAIT_S = 10.0
+    # A heartbeat waits at most this long for a batch about to leave (an aged batch leaves a
+    # sample interval after heartbeat_s): well within the offline rule's minute of margin.
+    HEARTBEAT_JOIN_S = 30.0
 
     def __init__(
-        self, start: float, interval: float, early_min_s: float, join_s: float = HEALTH_JOIN_S
+        self,
+        start: float,
+        interval: float,
+        early_min_s: float,
+        heartbeat_s: float | None = None,
+        join_s: float = HEALTH_JOIN_S,
+        wait_s: float | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval {interval!r} is not positive: expected seconds > 0")
         self._interval = interval
         self._next = start + interval
         self._join_s = min(join_s, interval / 2)
+        self._wait_s = min(join_s if wait_s is None else wait_s, interval / 2)
         self._start = start
         self._early_min_s = early_min_s
-        self._version = 0
+        self._heartbeat_s = heartbeat_s
+        self._state: Hashable = None
         self._last: float | None = None
+        self._batch_at = -math.inf
 
     def due(
         self,
         now: float,
-        status_version: int,
+        state: Hashable,
         all_tried: bool,
         *,
         batch_left: bool = False,
         batch_in_s: Callable[[], float | None] = lambda: None,
     ) -> bool:
-        """`batch_left`: a batch was just formed; `batch_in_s()`: seconds until the next one
-        leaves (None: none pending), asked only when the periodic message is due."""
+        """`state`: what people act on, compared with the last sent; `batch_left`: a batch was
+        just formed; `batch_in_s()`: seconds until the next one leaves (None: none pending),
+        asked only when the periodic message or a heartbeat is due."""
+        if batch_left:
+            self._batch_at = now
         if self._last is None:
             return all_tried or now - self._start >= self.FIRST_WAIT_S
         if batch_left and now >= self._next - self._join_s:
             return True
-        if now >= self._next:
-            if now >= self._next + self._join_s:
+        if now >= self._next and self._waited(now - self._next, self._wait_s, batch_in_s):
+            return True
+        if self._heartbeat_s is not None:
+            quiet = now - max(self._last, self._batch_at) - self._heartbeat_s
+            if quiet >= 0 and self._waited(quiet, self.HEARTBEAT_JOIN_S, batch_in_s):
                 return True
-            coming = batch_in_s()
-            if coming is None or coming > self._join_s:
-                return True
-        return status_version != self._version and now - self._last >= self._early_min_s
+        return state != self._state and now - self._last >= self._early_min_s
 
-    def sent(self, now: float, status_version: int) -> None:
-        self._version = status_version
+    @staticmethod
+    def _waited(late: float, join: float, batch_in_s: Callable[[], float | None]) -> bool:
+        """Whether a message `late` s past due goes now rather than wait for a coming batch."""
+        if late >= join:
+            return True
+        coming = batch_in_s()
+        return coming is None or coming > join
+
+    def sent(self, now: float, state: Hashable) -> None:
+        self._state = state
         self._last = now
         if now >= self._next - self._join_s:
             # the periodic one went (perhaps early, with a batch): the next is an interval on

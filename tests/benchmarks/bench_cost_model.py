@@ -27,7 +27,9 @@ import base64
 import contextlib
 import copy
 import dataclasses
+import functools
 import io
+import itertools
 import json
 import math
 import os
@@ -166,15 +168,18 @@ PLATFORM_LOG_LINES = (
     "XRAY TraceId: 1-6740a1b2-5d2c9e0f13a4b6c7d8e9f012\tSegmentId: 4e1b7c9a2d3f5a60\t"
     "Sampled: true\t\n"
 )
-# A steady machine's batch in the default profile (its age limit) and a moving machine's early
-# batch (at most one per `early_min_interval_s`, holding the readings since the last batch),
-# probed with real batches; the minute-by-minute batches measured first are the `live`
-# profile's.
+# A steady machine's batch in the default profile (its age limit), a moving machine's early
+# batch during a burst (one per `early_min_interval_s`, holding the readings since the last
+# batch) and one between the two (after the burst, one per refill period), probed with real
+# batches; the minute-by-minute batches measured first are the `live` profile's. A replayed
+# batch costs what the longest probe not longer than it costs.
 LONG_BATCH_AGE_S = 900
-EARLY_BATCH_AGE_S = int(
-    {f.name: f.default for f in dataclasses.fields(AgentConfig)}["early_min_interval_s"]
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(AgentConfig)}
+PROBE_AGES_S = tuple(
+    sorted(
+        {int(_DEFAULTS["early_min_interval_s"]), int(_DEFAULTS["early_refill_s"]), LONG_BATCH_AGE_S}
+    )
 )
-PROBE_AGES_S = tuple(sorted({EARLY_BATCH_AGE_S, LONG_BATCH_AGE_S}))
 PROBE_BATCHES = 3
 # Athena (https://aws.amazon.com/athena/pricing/): per TB scanned, at least 10 MB a query.
 ATHENA_TB_SCANNED = 5.00
@@ -834,57 +839,169 @@ class ShiftSensor(SimulatedSensor):
         return super().working(elapsed_s)
 
 
-def replay_day(
-    equipment: str, early_min_s: float | None = None, shifts: bool = False
-) -> Counter[str]:
-    """Batches a day by why they left, as the agent's default profile forms them.
+# The agent's settings a replay uses (device/config.py defaults unless overridden).
+REPLAYED = (
+    "batch_max_bytes",
+    "batch_max_age_s",
+    "health_interval_s",
+    "health_early_min_s",
+    "early_min_interval_s",
+    "early_burst",
+    "early_refill_s",
+    "deadband_temperature",
+    "deadband_humidity",
+    "deadband_pressure",
+)
+LIVE = dict(zip(("batch_max_age_s", "health_interval_s"), REPORTING_PROFILES["live"], strict=True))
+# The envelope of a message around its readings (schema-1 fields), for the byte budget.
+ENVELOPE_BYTES = 250
 
-    The agent's own rules (device/planning.py Deadband, device/batcher.py batch_due) and
-    defaults (device/config.py) over a day of one machine's simulated sensors, engine and
-    cabin each read every 10 s: one reading per 5 s. With `shifts`, a week of a machine worked
-    on a site's shifts (ShiftSensor), divided by seven.
-    """
+
+@dataclass
+class Replay:
+    """What one machine sends over `days`, as the agent's own rules decide it."""
+
+    days: float
+    reasons: Counter[str] = field(default_factory=Counter)  # batches by why they left
+    kinds: Counter[str] = field(default_factory=Counter)  # batches by the probe they cost
+    health: int = 0
+    seen: int = 0  # last-seen refreshes in the cloud (at most one per SEEN_REFRESH_MS)
+    waits: list[float] = field(default_factory=list)  # a moved value's wait to leave, s
+    batches: list[tuple[float, str]] = field(default_factory=list)  # (time s, reason)
+
+
+def priced_as(span_s: float) -> str:
+    """The measured kind a batch holding `span_s` seconds of readings costs."""
+    fitting = [age for age in PROBE_AGES_S if age <= span_s]
+    return f"batch {max(fitting)} s" if fitting else "batch"
+
+
+class RampSensor:
+    """A machine steady for `quiet_s`, then a value rising 1.2 °C a minute: a move."""
+
+    def __init__(self, name: str, quiet_s: float, clock: list[float]) -> None:
+        self.name = name
+        self._quiet_s = quiet_s
+        self._clock = clock
+
+    def read(self) -> Any:
+        from device.sensors.base import Measurement
+
+        rise = max(0.0, self._clock[0] - self._quiet_s) / 50
+        return Measurement(60.0 + rise, 40.0, 1000.0)
+
+
+def replay(
+    equipment: str | None,
+    days: float = 1.0,
+    shifts: bool = False,
+    settings: Mapping[str, float] | None = None,
+) -> Replay:
+    """`days` of one machine at one reading per 5 s, through the agent's own rules.
+
+    The agent's deadband (device/planning.py Deadband), early budget (EarlyBudget), age and
+    size rule (device/batcher.py batch_due) and health schedule (device/schedule.py
+    HealthSchedule), with the defaults of device/config.py unless `settings` override them,
+    over the simulated sensors of `equipment` (engine and cabin, each read every 10 s), worked
+    on a site's shifts with `shifts` (ShiftSensor). `equipment` None: a move (RampSensor)."""
     from device.batcher import batch_due
-    from device.planning import Deadband
+    from device.planning import FIRST_BATCH_MAX_AGE_S, Deadband, EarlyBudget
+    from device.schedule import HEALTH_JOIN_S, HealthSchedule
 
-    budget = int(agent_default("batch_max_bytes"))
-    max_age = float(agent_default("batch_max_age_s"))
-    early = float(agent_default("early_min_interval_s")) if early_min_s is None else early_min_s
-    bands = {
-        name: float(agent_default(f"deadband_{name}"))
-        for name in ("temperature", "humidity", "pressure")
-    }
+    cfg = {name: float(agent_default(name)) for name in REPLAYED}
+    cfg.update(settings or {})
+    budget, max_age = int(cfg["batch_max_bytes"]), cfg["batch_max_age_s"]
     clock = [0.0]
-    kind = ShiftSensor if shifts else SimulatedSensor
-    start = WEEK_START_S if shifts else SENSOR_CLOCK_START_S
-    days = 7 if shifts else REPLAY_HOURS / 24
-    sensors = [
-        kind(name, equipment, seed=7, elapsed=lambda: clock[0], wall=lambda: start + clock[0])
-        for name in ("engine", "cabin")
-    ]
-    deadband = Deadband(bands)
-    reasons: Counter[str] = Counter()
-    pending, oldest, last, moved, turn = 0, None, 0.0, False, 0
+    if equipment is None:
+        sensors: list[Any] = [RampSensor("engine", 3600.0, clock)]
+    else:
+        kind = ShiftSensor if shifts else SimulatedSensor
+        start = WEEK_START_S if shifts else SENSOR_CLOCK_START_S
+        sensors = [
+            kind(name, equipment, seed=7, elapsed=lambda: clock[0], wall=lambda: start + clock[0])
+            for name in ("engine", "cabin")
+        ]
+    deadband = Deadband({f: cfg[f"deadband_{f}"] for f in ("temperature", "humidity", "pressure")})
+    early = EarlyBudget(
+        cfg["early_min_interval_s"], int(cfg["early_burst"]), cfg["early_refill_s"], 0
+    )
+    health = HealthSchedule(
+        0.0,
+        cfg["health_interval_s"],
+        cfg["health_early_min_s"],
+        heartbeat_s=max_age,
+        wait_s=max(max_age, HEALTH_JOIN_S),
+    )
+    out = Replay(days)
+    seen_at = -math.inf
+    pending, oldest, moved_at, formed = 0, None, None, False
+
+    def touch(at: float) -> None:
+        nonlocal seen_at
+        if at - seen_at >= SEEN_REFRESH_MS / 1000:
+            out.seen += 1
+            seen_at = at
+
+    def age_limit() -> float:
+        return max_age if formed else min(max_age, FIRST_BATCH_MAX_AGE_S)
+
+    def next_batch_in() -> float | None:
+        if oldest is None:
+            return None
+        wait = oldest + age_limit() - clock[0]
+        soon = early.wait_s(int(clock[0] * 1000)) if moved_at is not None else None
+        return max(0.0, wait if soon is None else min(wait, soon))
+
+    turn = 0
     while clock[0] < days * 86400:
-        sensor = sensors[turn % 2]
+        now = clock[0]
+        sensor = sensors[turn % len(sensors)]
         m = sensor.read()
         reading = reading_dict(sensor.name, 0, m.temperature, m.humidity, m.pressure)
         pending += len(encode_message(reading)) + 1
-        oldest = clock[0] if oldest is None else oldest
+        oldest = now if oldest is None else oldest
         values = {"temperature": m.temperature, "humidity": m.humidity, "pressure": m.pressure}
-        moved = deadband.observe(sensor.name, values) or moved
+        if deadband.observe(sensor.name, values) and moved_at is None:
+            moved_at = now
         reason = None
-        if batch_due(pending + 250, clock[0] - oldest, False, budget, max_age):
-            reason = "full" if pending + 250 >= budget else "age"
-        elif moved and clock[0] - last >= early:
+        if batch_due(pending + ENVELOPE_BYTES, now - oldest, False, budget, age_limit()):
+            reason = "full" if pending + ENVELOPE_BYTES >= budget else "age"
+        elif moved_at is not None and early.wait_s(int(now * 1000)) == 0.0:
             reason = "moved"
         if reason is not None:
-            reasons[reason] += 1
-            pending, oldest, last, moved = 0, None, clock[0], False
+            out.reasons[reason] += 1
+            out.kinds[priced_as(now - oldest + READING_INTERVAL_S)] += 1
+            out.batches.append((now, reason))
+            if moved_at is not None:
+                out.waits.append(now - moved_at)
+            early.left(int(now * 1000), early=reason == "moved")
             deadband.published()
+            pending, oldest, moved_at, formed = 0, None, None, True
+            touch(now)
+        if health.due(now, 0, True, batch_left=reason is not None, batch_in_s=next_batch_in):
+            health.sent(now, 0)
+            out.health += 1
+            touch(now + 1.0)  # right after its batch, as the agent sends it
         clock[0] += READING_INTERVAL_S
         turn += 1
-    return Counter({reason: count / days for reason, count in reasons.items()})
+    return out
+
+
+def replay_kind(
+    equipment: str, shifts: bool = False, settings: Mapping[str, float] | None = None
+) -> Replay:
+    """A day around the clock, or a week (from a Monday) on a site's shifts."""
+    return replay(equipment, 7.0 if shifts else REPLAY_HOURS / 24, shifts, settings)
+
+
+def freshness(settings: Mapping[str, float] | None = None) -> tuple[int, float, float]:
+    """A move after a quiet hour: batches in its first 20 minutes, the longest a moved value
+    then waits to leave (its second hour), and the longest wait of the whole move."""
+    r = replay(None, 2 / 24, settings=settings)
+    move = [t for t, reason in r.batches if t > 3600]
+    first = sum(1 for t in move if t <= 3600 + 1200)
+    gaps = [b - a for a, b in itertools.pairwise(move) if a >= 3600 + 1200]
+    return first, max(gaps, default=0.0), max(r.waits, default=0.0)
 
 
 # ---------- the model ----------
@@ -894,21 +1011,28 @@ class Design:
 
     name: str
     # Batches a month by the measured kind whose units they cost: the `live` profile's minute
-    # batches ("batch"), a steady machine's 15-minute ones ("batch 900 s"), a moving machine's
-    # early ones ("batch 300 s" at the default rate limit; see day_mix).
+    # batches ("batch"), the probes ("batch 300 s" ... "batch 900 s"; see priced_as).
     mix: tuple[tuple[str, float], ...] = (("batch", MONTH_S / 60),)
-    health_interval_s: float = 60.0
-    seen_refresh_s: float = SEEN_REFRESH_MS / 1000
+    health: float = MONTH_S / 60  # health messages a month
+    seen: float = MONTH_S / (SEEN_REFRESH_MS / 1000)  # last-seen refreshes a month
     platform_logs: bool = True
     info_logs: bool = True
     trace_ingest: bool = True
     raw: str = "object per batch"  # or "firehose": raw batches aggregated before S3
-    # the dashboard's last-health item: rewritten on every health message (built), or at most
-    # this often when only its counters moved
-    health_item_interval_s: float = 0.0
-    # the agent sends its periodic health message right after a batch (device/schedule.py
-    # HealthSchedule), so the cloud refreshes last seen once for the two
-    health_with_batch: bool = True
+
+
+def design(name: str, replays: list[Replay]) -> Design:
+    """The mean machine of these replays, a month of it."""
+    month = MONTH_S / 86400 / len(replays)
+    kinds: Counter[str] = Counter()
+    for r in replays:
+        kinds.update({k: v / r.days * month for k, v in r.kinds.items()})
+    return Design(
+        name,
+        mix=tuple(sorted(kinds.items())),
+        health=sum(r.health / r.days for r in replays) * month,
+        seen=sum(r.seen / r.days for r in replays) * month,
+    )
 
 
 @dataclass
@@ -1006,7 +1130,7 @@ class Model:
     def device_lines(self, d: Design) -> list[Line]:
         m = self.m
         volume = dict(d.mix)
-        volume["health"] = MONTH_S / d.health_interval_s
+        volume["health"] = d.health
         lines = [
             Line(
                 "IoT Core connection", MONTH_S / 60, "minutes", MONTH_S / 60 * IOT_CONNECTION_MINUTE
@@ -1034,17 +1158,12 @@ class Model:
                     continue
                 if purpose in ALERT_PURPOSES:
                     continue  # priced per alert below, not per batch
-                if purpose == "last health message" and d.health_item_interval_s:
-                    v = v * min(1.0, d.health_interval_s / d.health_item_interval_s)
                 bucket[(service, "" if service == "dynamodb" else op, purpose)].add(units, v)
         seen = self.seen_units()
         # Every run of the offline check reads each machine's last-seen entry from the index.
         reads = MONTH_S / self.f.rate_s["OfflineCheckFunction"] * seen.bytes / 4096 * 0.5
         bucket[("dynamodb", "", "offline check reads every last seen")].add(Units(rru=reads))
-        batches = sum(v for _, v in d.mix)
-        messages = max(batches, volume["health"]) if d.health_with_batch else sum(volume.values())
-        touches = min(messages, MONTH_S / d.seen_refresh_s)
-        bucket[("dynamodb", "", "last seen")].add(seen, touches)
+        bucket[("dynamodb", "", "last seen")].add(seen, d.seen)
         if d.raw == "firehose":
             gb = (
                 sum(
@@ -1394,87 +1513,74 @@ def print_measured(model: Model) -> None:
     print(f"  requests outside handlers and rule actions (setup, provisioning): {m.unattributed}")
 
 
-def day_mix(
-    reasons: Counter[str], early_min_s: float | None = None
-) -> tuple[tuple[str, float], ...]:
-    """Batches a month by measured kind, from a day's batches by why they left. An early batch
-    holds at least `early_min_s` of readings: priced as the longest probe not above that."""
-    days = MONTH_S / 86400
-    early = reasons["moved"] * days
-    steady = (reasons["age"] + reasons["full"]) * days
-    limit = float(agent_default("early_min_interval_s")) if early_min_s is None else early_min_s
-    fitting = [age for age in PROBE_AGES_S if age <= limit]
-    early_kind = f"batch {max(fitting)} s" if fitting else "batch"
-    mix: Counter[str] = Counter({early_kind: early})
-    mix[f"batch {LONG_BATCH_AGE_S} s"] += steady  # the same kind when early_min_s >= 900
-    return tuple(mix.items())
+@functools.cache
+def _replay_cached(equipment: str, shifts: bool, settings: tuple[tuple[str, float], ...]) -> Replay:
+    return replay_kind(equipment, shifts, dict(settings))
 
 
-def fleet_mix(
-    early_min_s: float | None = None, shifts: bool = False
-) -> tuple[tuple[str, float], ...]:
-    """The simulated fleet's mean machine (one of each kind) in the default profile."""
-    totals: Counter[str] = Counter()
-    for equipment in FLEET_MIX:
-        totals.update(replay_day(equipment, early_min_s, shifts))
-    mean = Counter({k: v / len(FLEET_MIX) for k, v in totals.items()})
-    return day_mix(mean, early_min_s)
+def fleet(settings: Mapping[str, float] | None = None, shifts: bool = False) -> list[Replay]:
+    """The simulated fleet (one machine of each kind, commands/simulator/fleet.py)."""
+    key = tuple(sorted((settings or {}).items()))
+    return [_replay_cached(equipment, shifts, key) for equipment in FLEET_MIX]
+
+
+def one(equipment: str, settings: Mapping[str, float] | None = None) -> list[Replay]:
+    return [_replay_cached(equipment, False, tuple(sorted((settings or {}).items())))]
+
+
+BEFORE = {"health_interval_s": 900.0, "health_early_min_s": 300.0, "early_refill_s": 0.0}
 
 
 def designs(m: Measured) -> list[Design]:
-    """The default profile as shipped (fleet mix, steady and moving machines), the `live`
-    profile, and options that change configuration only."""
-    health = float(agent_default("health_interval_s"))
-    live = Design(
-        "live profile: a batch and a health message a minute",
-        mix=(("batch", MONTH_S / 60),),
-        health_interval_s=60.0,
-    )
-    shipped = fleet_mix()
+    """The default profile as shipped (the fleet around the clock and on shifts, steady and
+    moving machines), the `live` profile, and options that change configuration only."""
     return [
-        Design(
-            "default profile, as shipped: the simulated fleet's mean machine",
-            mix=shipped,
-            health_interval_s=health,
+        design("default profile: the simulated fleet around the clock (worst case)", fleet()),
+        design("default profile: the fleet on site shifts (07-17 h, Mon-Fri)", fleet(shifts=True)),
+        design("default profile: a steady machine (site cabin)", one("site-cabin")),
+        design("default profile: a working excavator, around the clock", one("excavator")),
+        design("live profile: a batch and a health message a minute", fleet(LIVE)),
+        design("before: health every 15 min, early batches every 5 min", fleet(BEFORE)),
+        design("before, the fleet on site shifts", fleet(BEFORE, shifts=True)),
+        design("before, a steady machine (site cabin)", one("site-cabin", BEFORE)),
+        design("no early budget (early_refill_s = 0)", fleet({"early_refill_s": 0.0})),
+        design(
+            "health every 15 min (health_interval_s = 900)", fleet({"health_interval_s": 900.0})
         ),
-        Design(
-            "default profile, the fleet on site shifts (07-17 h, Mon-Fri)",
-            mix=fleet_mix(shifts=True),
-            health_interval_s=health,
-        ),
-        Design(
-            "default profile, a steady machine (site cabin)",
-            mix=day_mix(replay_day("site-cabin")),
-            health_interval_s=health,
-        ),
-        Design(
-            "steady machine, health on its own clock (before it rode with batches)",
-            mix=day_mix(replay_day("site-cabin")),
-            health_interval_s=health,
-            health_with_batch=False,
-        ),
-        Design(
-            "default profile, a working excavator",
-            mix=day_mix(replay_day("excavator")),
-            health_interval_s=health,
-        ),
-        live,
-        Design(
-            "default, early batches at most every minute (early_min_interval_s = 60)",
-            mix=fleet_mix(60.0),
-            health_interval_s=health,
-        ),
-        Design(
-            "default, early batches at most every 15 min (early_min_interval_s = 900)",
-            mix=fleet_mix(900.0),
-            health_interval_s=health,
-        ),
-        Design(
-            "early batches at most every 15 min, the fleet on site shifts",
-            mix=fleet_mix(900.0, shifts=True),
-            health_interval_s=health,
-        ),
+        design("early_refill_s = 600", fleet({"early_refill_s": 600.0})),
+        design("early_refill_s = 900", fleet({"early_refill_s": 900.0})),
+        design("early_burst = 6", fleet({"early_burst": 6.0})),
     ]
+
+
+def print_replays() -> None:
+    """Messages a day of each simulated kind, and how fresh moved values stay."""
+    for shifts in (False, True):
+        when = "on shifts, a week's mean" if shifts else "around the clock"
+        print(f"\nThe default profile replayed, {when} (a day):")
+        for equipment, r in zip(FLEET_MIX, fleet(shifts=shifts), strict=True):
+            per_day = {k: v / r.days for k, v in r.reasons.items()}
+            waits = sorted(r.waits)
+            p95 = waits[int(0.95 * (len(waits) - 1))] if waits else 0.0
+            aged, full = per_day.get("age", 0), per_day.get("full", 0)
+            print(
+                f"  {equipment:<15} {sum(per_day.values()):5.0f} batches ({aged:.0f} "
+                f"at 15 min, {full:.0f} full, {per_day.get('moved', 0):.0f} "
+                f"early), {r.health / r.days:4.0f} health messages, {r.seen / r.days:4.0f} "
+                f"last-seen writes; a moved value waited p95 {p95 / 60:.1f} min, at most "
+                f"{max(waits, default=0.0) / 60:.1f} min"
+            )
+    first, then, worst = freshness()
+    print(
+        f"\nA move after a quiet hour (1.2 °C a minute): {first} batches in its first 20 min, "
+        f"then one at least every {then / 60:.1f} min; a moved value waited at most "
+        f"{worst / 60:.1f} min"
+    )
+    first, then, worst = freshness({"early_refill_s": 0.0})
+    print(
+        f"  without the budget (early_refill_s = 0): {first} in the first 20 min, then every "
+        f"{then / 60:.1f} min"
+    )
 
 
 def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
@@ -1489,15 +1595,7 @@ def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
     print_measured(model)
     options = designs(m)
     now = options[0]
-    for shifts in (False, True):
-        when = "on shifts, a week's mean" if shifts else "around the clock"
-        for reasons_of in FLEET_MIX:
-            reasons = replay_day(reasons_of, shifts=shifts)
-            print(
-                f"  default profile, {reasons_of} {when}: {sum(reasons.values()):.0f} batches "
-                f"a day ({reasons['age']:.0f} at 15 min, {reasons['full']:.0f} full, "
-                f"{reasons['moved']:.0f} early: a value moved past its deadband)"
-            )
+    print_replays()
     device = table(model.device_lines(now), f"Per device-month, {now.name} (grows with devices):")
     fixed = table(
         model.fixed_lines(now, idle=False),

@@ -375,7 +375,7 @@ def test_a_failing_sensor_is_reported_in_health_without_waiting_its_turn(tmp_pat
     pub = FakePublisher()
     flaky = ScriptedSensor("engine", [20.0, 20.0] + [OSError("bus error")] * 3 + [20.0] * 500)
     config = make_config(
-        tmp_path, health_interval_s=3600, early_min_interval_s=0, sensors=[{"name": "engine"}]
+        tmp_path, health_interval_s=3600, health_early_min_s=0, sensors=[{"name": "engine"}]
     )
     agent = build_agent(
         config, sensors=[flaky], transport=pub, clock=Clock(), urgency=NeverUrgent()
@@ -405,3 +405,39 @@ def test_the_periodic_health_message_goes_right_after_a_batch(tmp_path: Path) ->
     # The first waits only for the sensors; every later one follows a batch at once.
     assert len(health_at) >= 5
     assert all(kinds[i - 1] == "telemetry" for i in health_at[1:]), kinds
+
+
+def test_a_machine_whose_clock_is_not_synchronised_is_still_heard_from(tmp_path: Path) -> None:
+    pub = FakePublisher()
+    # Nothing leaves while the clock is not synchronised; health is hourly, and nothing in it
+    # changes: only the heartbeat (every batch_max_age_s of silence) says the machine is alive.
+    config = make_config(
+        tmp_path, batch_max_age_s=1.0, health_interval_s=3600, health_early_min_s=3600
+    )
+    agent = build_agent(config, transport=pub, clock=Clock(synced=False), urgency=NeverUrgent())
+    with Running(agent):
+        wait_for(lambda: len(pub.health()) >= 3, timeout=10)
+    assert pub.telemetry() == []
+    assert all(not json.loads(p)["clock"]["synced"] for p in pub.health())
+
+
+def test_readings_dropped_during_an_outage_are_reported_as_soon_as_it_ends(
+    tmp_path: Path,
+) -> None:
+    pub = FakePublisher()
+    config = make_config(
+        tmp_path,
+        queue_max_readings=10,
+        batch_max_age_s=60.0,
+        health_interval_s=3600,
+        health_early_min_s=0.5,
+    )
+    agent = build_agent(config, transport=pub, clock=Clock(), urgency=NeverUrgent())
+    with Running(agent):
+        wait_for(lambda: len(pub.health()) >= 1)
+        pub.set_up(False)
+        wait_for(lambda: agent.stats()["dropped"] > 0)
+        time.sleep(0.6)
+        pub.set_up(True)
+        # the data-loss alert needs this one: not an hour (or a batch age) later
+        wait_for(lambda: any(json.loads(p)["dropped"]["sinceBoot"] for p in pub.health()))

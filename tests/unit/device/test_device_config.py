@@ -31,13 +31,15 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert config.port == 8883
     assert config.sample_interval_s == 5.0
     assert config.batch_max_bytes == 65536
-    # reporting by exception: a steady machine reports every 15 minutes
+    # reporting by exception: a steady machine sends a batch every 15 minutes, health hourly
     assert config.profile == "default"
     assert config.batch_max_age_s == 900.0
-    assert config.health_interval_s == 900.0
+    assert config.health_interval_s == 3600.0
+    assert config.health_early_min_s == 900.0
     assert (config.deadband_temperature, config.deadband_humidity) == (1.0, 3.0)
     assert config.deadband_pressure == 1.0
     assert config.early_min_interval_s == 300.0
+    assert (config.early_burst, config.early_refill_s) == (3, 720.0)
     assert config.queue_max_readings == 200_000
     assert config.topic_prefix == ""
     assert config.cert == tmp_path / "certs/exc-01.crt"
@@ -58,6 +60,25 @@ def test_live_profile_is_one_setting_away_and_explicit_values_win(tmp_path: Path
     assert from_env.batch_max_age_s == 60.0
     with pytest.raises(ConfigError, match=r"key profile: expected one of default, live"):
         load_config(write(tmp_path, 'profile = "fast"\n' + BASE + SENSOR), env={})
+
+
+def test_the_early_budget_and_health_spacing_are_checked_and_overridable(tmp_path: Path) -> None:
+    text = BASE + "early_burst = 5\nearly_refill_s = 1200\nhealth_early_min_s = 300\n" + SENSOR
+    config = load_config(write(tmp_path, text), env={"CHANTIER_AGENT_EARLY_BURST": "0"})
+    assert (config.early_burst, config.early_refill_s, config.health_early_min_s) == (
+        0,
+        1200.0,
+        300.0,
+    )
+    bad = BASE + "early_burst = 2.5\nearly_refil_s = 600\nhealth_early_min_s = -1\n" + SENSOR
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, bad), env={"CHANTIER_AGENT_EARLY_REFILL_S": "soon"})
+    problems = "\n".join(info.value.problems)
+    assert "key early_burst: expected an integer" in problems
+    assert "key early_refil_s: not a configuration key (did you mean early_refill_s?)" in problems
+    assert "key health_early_min_s: expected a number between 0 and 86400" in problems
+    assert "environment CHANTIER_AGENT_EARLY_REFILL_S='soon'" in problems
+    assert len(info.value.problems) == 4
 
 
 def test_environment_overrides_win(tmp_path: Path) -> None:

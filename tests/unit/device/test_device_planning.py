@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from device.batcher import Envelope
 from device.counters import AgentCounters
-from device.planning import BatchPlanner, Cadence, Deadband
+from device.planning import BatchPlanner, Cadence, Deadband, EarlyBudget
 from device.queue import PRIORITY_LIVE, PRIORITY_URGENT, DurableQueue, NewReading
 
 ENV = Envelope("exc-01", "lyon-part-dieu", "excavator", "9c1e0f7a")
@@ -49,6 +50,8 @@ class Plan:
             "max_age_s": 900.0,
             "deadbands": BANDS,
             "early_min_interval_s": 60.0,
+            "early_burst": 3,
+            "early_refill_s": 0.0,  # no budget: the spacing alone (the budget's own tests set it)
         }
         values.update(cadence)
         self.queue = DurableQueue(tmp_path)
@@ -145,3 +148,75 @@ def test_a_stop_sends_what_is_not_yet_due(tmp_path: Path) -> None:
     assert plan.form(2) == []
     plan.planner.flush(START_MS + 2_000, T0 + START_MS + 2_000)
     assert len(plan.queue.unsent(limit=10)) == 1
+
+
+def batch_times(plan: Plan, start_s: int, end_s: int, temperature: Any) -> list[tuple[int, int]]:
+    """Read every 5 s from start_s to end_s, forming as the agent does; (time, early) per batch."""
+    out = []
+    for second in range(start_s, end_s, 5):
+        plan.take(second, temperature(second))
+        early = plan.counters.early_batches
+        for _ in plan.form(second + 0.5):
+            out.append((second, plan.counters.early_batches - early))
+    return out
+
+
+def test_a_value_that_keeps_moving_spends_its_early_budget_then_leaves_once_per_refill(
+    tmp_path: Path,
+) -> None:
+    plan = Plan(
+        tmp_path, budget=100_000, early_min_interval_s=300.0, early_burst=3, early_refill_s=900.0
+    )
+    # An hour steady: aged batches only (the first within a minute), the bucket stays full.
+    assert batch_times(plan, 0, 3600, lambda s: 20.0) == [(60, 0), (965, 0), (1870, 0), (2775, 0)]
+    # Then the engine starts: 0.1 °C every 5 s, past the 1 °C band every minute, for an hour.
+    moving = batch_times(plan, 3600, 7200, lambda s: 20.0 + (s - 3600) / 50)
+    times = [at for at, _ in moving]
+    assert all(early for _, early in moving)
+    # The burst every 5 minutes, spaced from the last aged batch (2775 s), the fourth one
+    # paid by what came back meanwhile: four batches in the move's first 20 minutes ...
+    assert times[:4] == [3655, 3955, 4255, 4555]
+    # ... then one per refill period, never longer.
+    assert [b - a for a, b in itertools.pairwise(times[3:])] == [900, 900]
+    # The engine holds its temperature: the move's last readings leave with its next token,
+    # then aged batches only while the bucket fills again ...
+    quiet = batch_times(plan, 7200, 7200 + 2 * 3600, lambda s: 91.9)
+    assert [early for _, early in quiet] == [1] + [0] * (len(quiet) - 1)
+    # ... so the next move gets its burst again.
+    again = [at for at, _ in batch_times(plan, 14400, 15600, lambda s: 91.9 + (s - 14400) / 50)]
+    assert [b - a for a, b in itertools.pairwise(again)] == [300, 300, 300]
+
+
+def test_the_budget_never_holds_back_aged_full_or_alert_batches(tmp_path: Path) -> None:
+    plan = Plan(tmp_path, budget=100_000, early_burst=1, early_refill_s=86_400.0)
+    moving = batch_times(plan, 0, 2000, lambda s: 20.0 + s / 50)
+    # the first batch (a minute), the one early batch of the budget, then the age limit
+    assert moving == [(60, 0), (120, 1), (1025, 0), (1930, 0)]
+    assert plan.planner.early_wait_s(START_MS + 2_000_000) == pytest.approx(86_400 - 1_880, abs=1)
+    plan.take(2001, 85.0, urgent=True)
+    assert plan.form(2001) == [[85.0]]  # an alert leaves at once, budget or not
+    full = Plan(tmp_path / "full", budget=1024, early_burst=0, early_refill_s=900.0)
+    for i in range(30):
+        full.take(i, 20.0 + i)
+    assert full.form(30)  # a full batch leaves at once as well
+
+
+def test_an_early_budget_of_zero_sends_no_early_batch(tmp_path: Path) -> None:
+    plan = Plan(tmp_path, budget=100_000, early_burst=0, early_refill_s=900.0)
+    assert batch_times(plan, 0, 1000, lambda s: 20.0 + s / 10) == [(60, 0), (965, 0)]
+    assert plan.planner.early_wait_s(START_MS + 1_000_000) is None
+
+
+def test_the_early_budget_refills_one_token_per_period_up_to_its_burst() -> None:
+    budget = EarlyBudget(min_interval_s=300.0, burst=2, refill_s=600.0, start_ms=0)
+    assert budget.wait_s(0) == pytest.approx(300.0)  # the start counts as a batch
+    budget.left(300_000, early=True)
+    budget.left(600_000, early=True)
+    assert budget.tokens(600_000) == pytest.approx(0.5)  # 2 - 2 + 600 s of refill
+    assert budget.wait_s(600_000) == pytest.approx(300.0)  # half a period to the next token
+    budget.left(700_000, early=False)  # an aged batch takes no token but restarts the spacing
+    assert budget.wait_s(700_000) == pytest.approx(300.0)
+    assert budget.tokens(10_000_000) == 2.0  # never more than the burst
+    unlimited = EarlyBudget(min_interval_s=60.0, burst=1, refill_s=0.0, start_ms=0)
+    unlimited.left(60_000, early=True)
+    assert unlimited.wait_s(60_000) == pytest.approx(60.0)  # refill 0: the spacing alone

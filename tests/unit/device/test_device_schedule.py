@@ -117,3 +117,54 @@ def test_a_health_message_waits_for_a_batch_only_when_one_is_coming() -> None:
     live.sent(10.0, 0)
     assert not live.due(60.0, 0, all_tried=True, batch_in_s=lambda: 5.0)
     assert live.due(90.0, 0, all_tried=True, batch_in_s=lambda: 5.0)
+
+
+def test_hourly_health_goes_at_once_when_what_people_act_on_changed() -> None:
+    from device.schedule import HealthSchedule
+
+    health = HealthSchedule(start=0.0, interval=3600.0, early_min_s=900.0)
+    steady = (0, 0, True)  # sensor status version, readings dropped, clock synced
+    health.sent(10.0, steady)
+    assert not health.due(3000.0, steady, all_tried=True)
+    assert not health.due(500.0, (0, 120, True), all_tried=True)  # dropped, but 15 min not up
+    assert health.due(910.0, (0, 120, True), all_tried=True)
+    health.sent(910.0, (0, 120, True))
+    assert health.due(1810.0, (0, 120, False), all_tried=True)  # the clock lost its sync
+    health.sent(1810.0, (0, 120, False))
+    # otherwise hourly, on the grid from the start
+    assert not health.due(3599.0, (0, 120, False), all_tried=True)
+    assert health.due(3600.0, (0, 120, False), all_tried=True)
+
+
+def test_a_machine_that_sends_nothing_else_sends_a_heartbeat_every_batch_age() -> None:
+    from device.schedule import HealthSchedule
+
+    health = HealthSchedule(start=0.0, interval=3600.0, early_min_s=900.0, heartbeat_s=900.0)
+    health.sent(10.0, 0)
+    # batches flowing every 15 minutes: no heartbeat
+    assert not health.due(905.0, 0, all_tried=True, batch_left=True)
+    # 15 minutes quiet, but the aged batch leaves a sample later: the heartbeat waits for it
+    assert not health.due(1805.0, 0, all_tried=True, batch_in_s=lambda: 5.0)
+    assert not health.due(1810.0, 0, all_tried=True, batch_left=True)
+    # no readings any more (sensors gone, clock not synced): heard from every 15 minutes
+    assert not health.due(2709.0, 0, all_tried=True, batch_in_s=lambda: None)
+    assert health.due(2710.0, 0, all_tried=True, batch_in_s=lambda: None)
+    health.sent(2710.0, 0)
+    # a batch announced that never leaves delays a heartbeat by half a minute at most
+    assert not health.due(3620.0, 0, all_tried=True, batch_in_s=lambda: 0.0)
+    assert health.due(3640.0, 0, all_tried=True, batch_in_s=lambda: 0.0)
+
+
+def test_an_hourly_health_message_waits_up_to_a_batch_age_for_its_batch() -> None:
+    from device.schedule import HealthSchedule
+
+    health = HealthSchedule(start=0.0, interval=3600.0, early_min_s=900.0, wait_s=900.0)
+    health.sent(10.0, 0)
+    # due at 3600; the next batch leaves in 10 minutes (an early batch moved the grid): wait
+    assert not health.due(3600.0, 0, all_tried=True, batch_in_s=lambda: 600.0)
+    assert health.due(4200.0, 0, all_tried=True, batch_left=True)
+    health.sent(4200.0, 0)
+    # but not for a batch further off than that, nor past it
+    assert health.due(7800.0, 0, all_tried=True, batch_in_s=lambda: 901.0)
+    health.sent(7800.0, 0)
+    assert health.due(12300.0, 0, all_tried=True, batch_in_s=lambda: 1.0)
