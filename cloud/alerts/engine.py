@@ -34,8 +34,9 @@ from cloud.alerts.store import AlertStore, ConflictError
 log = logging.getLogger(__name__)
 
 # Last-seen is rewritten at most this often per machine. Each write costs 2 write units (the item
-# and its index entry). At the agent's defaults (a batch and a health message at most every
-# 15 min) every message refreshes it; in the `live` profile (one a minute) this halves the
+# and its index entry). At the agent's defaults (a batch at most every 15 min, an early one at
+# least 5 min apart, health riding with a batch) every batch refreshes it; in the `live`
+# profile (one a minute) this halves the
 # writes. Offline alerts fire at most this much late, never early: with the 16-minute rule and
 # the check every minute, within 19 minutes of silence (docs/cost.md, docs/alert-rules.md).
 SEEN_REFRESH_MS = 120_000
