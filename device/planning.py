@@ -144,7 +144,7 @@ class BatchPlanner:
         self._urgent_pending = True  # checked once at start: urgent readings of a past run
         # Everything left by an earlier run is backlog.
         self._backlog_split = queue.max_reading_id()
-        self.early = EarlyBudget(
+        self._early = EarlyBudget(
             cadence.early_min_interval_s, cadence.early_burst, cadence.early_refill_s, started_ms
         )
         self._live_formed = False
@@ -164,7 +164,7 @@ class BatchPlanner:
         """Seconds until a moved value may leave early (None when nothing waits for that)."""
         if not self._moved:
             return None
-        return self.early.wait_s(now_ms)
+        return self._early.wait_s(now_ms)
 
     def next_live_in_s(self, now_ms: int) -> float | None:
         """Seconds until the pending live readings leave by age or early (None: none pending)."""
@@ -230,7 +230,7 @@ class BatchPlanner:
         with self._lock:
             self._moved = False
             self._deadband.published()
-        self.early.left(now_ms, early=reason == "moved")
+        self._early.left(now_ms, early=reason == "moved")
         self._live_formed = True
         if reason == "moved":
             self._counters.early_batches += 1

@@ -1627,8 +1627,6 @@ def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
         print(f"  {d.name:<62} {dev:>8.4f} {fix:>8.4f} {tot:>8.4f}  {verdict}")
     steady = next(d for d in options if d.name.endswith("(site cabin)"))
     table(model.device_lines(steady), f"Per device-month, {steady.name}:")
-    best = min(options, key=lambda d: model.total(d)[2])
-    table(model.device_lines(best), f"Per device-month, {best.name}:")
 
 
 def _idle_free(lines: list[Line]) -> float:
