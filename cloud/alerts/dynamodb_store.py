@@ -5,14 +5,16 @@ Item layout (single table):
 - alert state: pk ``THING#<thing>``, sk ``STATE#<sensor>#<rule>``; while ACTIVE, ACKNOWLEDGED
   or LATCHED gsi1pk ``OPEN#<site>``, gsi1sk ``<thing>#<sensor>#<rule>``; while SNOOZED gsi1pk
   ``SNOOZED``, gsi1sk ``<until ms, 13 digits>#<thing>#<sensor>#<rule>``; otherwise no gsi1 keys.
-- last seen: pk ``THING#<thing>``, sk ``SEEN``; gsi1pk ``SEEN``, gsi1sk ``<thing>``. The
-  index key does not hold the time, so a refresh updates the machine's index entry in place
-  (1 index write unit) instead of moving it (a delete and a put: 2).
+- last seen: pk ``SEEN``, sk ``<thing>``, no index entry, so a refresh is one write unit
+  (``cloud/alerts/seen_entries.py``: the layout, its partition's throughput, and how entries of
+  the previous layout, in the machine's partition and in gsi1, are read and moved).
 - transition: pk ``HIST#<thing>#<sensor>#<rule>``, sk ``T#<version, 10 digits>``.
 
-States and the last-seen item share the machine's partition so one Query per batch loads
-everything the engine needs. Every machine's last seen (for the offline check), due snoozes and
-open alerts per site are single GSI queries. State items carry plain attributes ``thing``, ``site``,
+A machine's states share its partition, so one Query per batch loads them; the engine reads
+its last seen apart, and only when it has not refreshed or read it within the refresh period
+(one eventually consistent GetItem, half a read unit). Every machine's last seen (for the
+offline check) is one Query of the ``SEEN`` partition; due snoozes and open alerts per site
+are single GSI queries. State items carry plain attributes ``thing``, ``site``,
 ``equipment``, ``sensorId``, ``rule``, ``severity``, ``state``, ``since``, ``value``,
 ``version``, ``lastTs``, ``condition``, ``snoozedUntil``, ``updatedAt`` and ``memory`` (JSON
 text).
@@ -42,6 +44,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cloud.alerts import seen_entries
 from cloud.alerts.records import OPEN_STATES, AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.store import ConflictError
 
@@ -71,17 +74,34 @@ class DynamoAlertStore:
     # ---- states --------------------------------------------------------------------------
 
     def load_thing(self, thing: str) -> tuple[ThingSeen | None, dict[AlertKey, AlertState]]:
-        seen: ThingSeen | None = None
+        legacy: dict[str, Any] | None = None
         states: dict[AlertKey, AlertState] = {}
-        for item in self._query(
-            KeyConditionExpression=Key("pk").eq(state_pk(thing)), ConsistentRead=True
-        ):
-            if item["sk"] == "SEEN":
-                seen = _seen_from_item(item)
+        for item in self._partition(thing):
+            if seen_entries.is_legacy(item):
+                legacy = item
             elif item["sk"].startswith("STATE#"):
                 state = self._state(item)
                 states[state.key] = state
-        return seen, states
+        # Last seen after the states: the engine refreshes it before clearing an offline alert,
+        # so a check that read the cleared state reads the refresh too.
+        entry = seen_entries.get_entry(self.table, thing, consistent=True)
+        found = seen_entries.newest([entry, legacy])
+        return (None if found is None else _seen_from_item(found)), states
+
+    def load_states(self, thing: str) -> dict[AlertKey, AlertState]:
+        states = (self._state(i) for i in self._partition(thing) if i["sk"].startswith("STATE#"))
+        return {state.key: state for state in states}
+
+    def last_seen(self, thing: str) -> ThingSeen | None:
+        # Eventually consistent (half a read unit): an older answer costs one refresh more.
+        item = seen_entries.get_entry(self.table, thing, consistent=False)
+        return None if item is None else _seen_from_item(item)
+
+    def _partition(self, thing: str) -> Iterator[dict[str, Any]]:
+        """The machine's items (states, last health, an old-layout last seen), read consistently."""
+        return self._query(
+            KeyConditionExpression=Key("pk").eq(state_pk(thing)), ConsistentRead=True
+        )
 
     def get_state(self, key: AlertKey) -> AlertState | None:
         response = self.table.get_item(
@@ -188,34 +208,34 @@ class DynamoAlertStore:
     # ---- last seen ----------------------------------------------------------------------
 
     def touch_thing(self, seen: ThingSeen) -> None:
-        try:
-            self.table.put_item(
-                Item={
-                    "pk": state_pk(seen.thing),
-                    "sk": "SEEN",
-                    "thing": seen.thing,
-                    "site": seen.site,
-                    "equipment": seen.equipment,
-                    "lastSeen": seen.last_seen,
-                    "gsi1pk": "SEEN",
-                    "gsi1sk": seen.thing,
-                },
-                ConditionExpression="attribute_not_exists(pk) OR lastSeen < :t",
-                ExpressionAttributeValues={":t": seen.last_seen},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise  # a newer last-seen is already stored otherwise, which is fine
+        # A newer last-seen already stored stays: the write is conditional.
+        seen_entries.put_entry(self.table, seen.thing, seen.site, seen.equipment, seen.last_seen)
 
     def stale_things(self, cutoff_ms: int) -> list[ThingSeen]:
-        # Reads every machine's entry (about 100 bytes each: 1,000 machines in 25 read units);
-        # the filter only trims what comes back.
-        items = self._query(
-            IndexName="gsi1",
-            KeyConditionExpression=Key("gsi1pk").eq("SEEN"),
-            FilterExpression=Attr("lastSeen").lt(cutoff_ms),
-        )
-        return [_seen_from_item(item) for item in items]
+        # Reads every machine's entry (about 100 bytes each: 1,000 machines in 12.5 read units)
+        # and, while a table deployed before holds some, those of the previous layout.
+        entries, legacy = seen_entries.list_entries(self.table)
+        self._move_legacy(legacy)
+        return [_seen_from_item(item) for item in entries if int(item["lastSeen"]) < cutoff_ms]
+
+    def _move_legacy(self, legacy: Sequence[dict[str, Any]]) -> None:
+        """Put old-layout entries into the SEEN partition, so their index reads can end."""
+        moved = 0
+        for item in legacy:
+            try:
+                moved += seen_entries.move_legacy(self.table, item)
+            except (BotoCoreError, ClientError):
+                # Listing still merges what is left; the next run tries again.
+                log.warning(
+                    "could not move old last-seen entries",
+                    extra={"left": len(legacy) - moved},
+                    exc_info=True,
+                )
+                return
+        if legacy:
+            log.info(
+                "moved old last-seen entries", extra={"moved": moved, "left": len(legacy) - moved}
+            )
 
     # ---- paging --------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -33,13 +34,16 @@ from cloud.alerts.store import AlertStore, ConflictError
 
 log = logging.getLogger(__name__)
 
-# Last-seen is rewritten at most this often per machine. Each write costs 2 write units (the item
-# and its index entry). At the agent's defaults (a batch at most every 15 min, an early one at
-# least 5 min apart, health riding with a batch) every batch refreshes it; in the `live`
-# profile (one a minute) this halves the
-# writes. Offline alerts fire at most this much late, never early: with the 16-minute rule and
-# the check every minute, within 19 minutes of silence (docs/cost.md, docs/alert-rules.md).
+# Last-seen is rewritten at most this often per machine (one write unit each). At the agent's
+# defaults (a batch at most every 15 min, an early one at least 5 min apart, health riding with
+# a batch) every batch refreshes it and a health message right after its batch does not; in
+# the `live` profile (a batch and a health message a minute) this makes one write of four
+# messages. Offline alerts fire at most this much late, never early: with the 16-minute rule
+# and the check every minute, within 19 minutes of silence (docs/cost.md, docs/alert-rules.md).
 SEEN_REFRESH_MS = 120_000
+# Machines whose last-seen the engine keeps in memory (about 200 bytes each), the least recently
+# refreshed or read dropped first.
+SEEN_KEPT = 100_000
 MAX_ATTEMPTS = 5
 
 
@@ -80,6 +84,7 @@ class AlertEngine:
         self.clock = clock
         self.seen_refresh_ms = seen_refresh_ms
         self.notify_failures = 0
+        self._seen: OrderedDict[str, ThingSeen] = OrderedDict()
 
     # ---- inputs from devices -------------------------------------------------------------
 
@@ -88,7 +93,7 @@ class AlertEngine:
         now = self.clock()
         thing = batch["thing"]
         site, equipment = batch.get("site", ""), batch.get("equipment", "")
-        seen, states = self.store.load_thing(thing)
+        states = self.store.load_states(thing)
         by_sensor: dict[str, list[dict[str, Any]]] = {}
         for reading in batch.get("readings", ()):
             if isinstance(reading.get("sensorId"), str) and isinstance(reading.get("ts"), int):
@@ -103,7 +108,7 @@ class AlertEngine:
                 transitions += self._commit(current, now, step)
         newest = max((r["ts"] for rs in by_sensor.values() for r in rs), default=0)
         evidence = max(newest, _int(batch.get("sentAt")) or 0)
-        transitions += self._alive(thing, site, equipment, seen, states, now, evidence)
+        transitions += self._alive(thing, site, equipment, states, now, evidence)
         self._notify(transitions)
         return transitions
 
@@ -111,9 +116,12 @@ class AlertEngine:
         """Evaluate an agent health message: data loss, sensor status, the machine being alive."""
         now = self.clock()
         thing = message["thing"]
-        seen, states = self.store.load_thing(thing)
-        site = message.get("site") or (seen.site if seen else "")
-        equipment = message.get("equipment") or (seen.equipment if seen else "")
+        states = self.store.load_states(thing)
+        site, equipment = message.get("site") or "", message.get("equipment") or ""
+        if not (site and equipment):
+            seen = self._known_seen(thing, now)
+            site = site or (seen.site if seen else "")
+            equipment = equipment or (seen.equipment if seen else "")
         ts = _int(message.get("sentAt")) or _int(message.get("ts")) or now
         transitions: list[Transition] = []
         dropped = dropped_counter(message)
@@ -129,7 +137,7 @@ class AlertEngine:
                 current = states.get(key) or _fresh(key, site, equipment)
                 step = self._status_step(rule, failing, errors, ts)
                 transitions += self._commit(current, now, step)
-        transitions += self._alive(thing, site, equipment, seen, states, now, ts)
+        transitions += self._alive(thing, site, equipment, states, now, ts)
         self._notify(transitions)
         return transitions
 
@@ -277,7 +285,6 @@ class AlertEngine:
         thing: str,
         site: str,
         equipment: str,
-        seen: ThingSeen | None,
         states: dict[AlertKey, AlertState],
         now: int,
         evidence_ts: int,
@@ -285,12 +292,15 @@ class AlertEngine:
         """The machine sent something: refresh last-seen, clear its offline alerts."""
         # Last-seen first: an offline check that reads the cleared state then reads this too,
         # and does not fire again on the stale last-seen it found before.
+        seen = self._known_seen(thing, now)
         if (
             seen is None
             or now - seen.last_seen >= self.seen_refresh_ms
             or (seen.site, seen.equipment) != (site, equipment)
         ):
-            self.store.touch_thing(ThingSeen(thing, site, equipment, now))
+            seen = ThingSeen(thing, site, equipment, now)
+            self.store.touch_thing(seen)
+            self._remember(seen)
         transitions: list[Transition] = []
         for rule in self.rules.thing_rules(equipment, "offline"):
             current = states.get(AlertKey(thing, THING_SENSOR, rule.id))
@@ -301,9 +311,34 @@ class AlertEngine:
             transitions += self._commit(current, now, self._offline_step(rule, None, 0.0, now))
         return transitions
 
+    def _known_seen(self, thing: str, now: int) -> ThingSeen | None:
+        """The machine's last-seen as this process refreshed or read it within the refresh
+        period, else as the store has it now (then kept in memory).
+
+        Either may be older than what is stored, never newer: at worst one refresh more. A
+        warm instance so reads nothing for the health message a second after the batch it
+        refreshed last-seen for; an instance that did not make the refresh reads it first, so
+        a machine is refreshed at most once per period however many instances it reaches.
+        """
+        known = self._seen.get(thing)
+        if known is not None and now - known.last_seen < self.seen_refresh_ms:
+            return known
+        stored = self.store.last_seen(thing)
+        if stored is not None:
+            self._remember(stored)
+        return self._seen.get(thing)
+
+    def _remember(self, seen: ThingSeen) -> None:
+        known = self._seen.pop(seen.thing, None)
+        self._seen[seen.thing] = (
+            seen if known is None or known.last_seen < seen.last_seen else known
+        )
+        while len(self._seen) > SEEN_KEPT:
+            self._seen.popitem(last=False)
+
     def _offline(self, listed: ThingSeen, now: int) -> list[Transition]:
-        # The index that listed the machine as stale may lag, and the machine may have come
-        # back since: decide on its partition, read consistently, states and last-seen together.
+        # The listing may lag, and the machine may have come back since: decide on its
+        # states and last-seen read again, consistently.
         seen, states = self.store.load_thing(listed.thing)
         seen = seen or listed
         transitions: list[Transition] = []

@@ -16,7 +16,15 @@ class AlertStore(Protocol):
     """Persistence the engine needs; every state write is conditional on its version."""
 
     def load_thing(self, thing: str) -> tuple[ThingSeen | None, dict[AlertKey, AlertState]]:
-        """The machine's last-seen record and every alert state it has."""
+        """The machine's last-seen record and every alert state it has, both current."""
+        ...
+
+    def load_states(self, thing: str) -> dict[AlertKey, AlertState]:
+        """Every alert state the machine has, current."""
+        ...
+
+    def last_seen(self, thing: str) -> ThingSeen | None:
+        """The machine's last-seen record; it may be a moment old (never newer than stored)."""
         ...
 
     def get_state(self, key: AlertKey) -> AlertState | None: ...
@@ -60,8 +68,13 @@ class InMemoryAlertStore:
         self.writes = 0
 
     def load_thing(self, thing: str) -> tuple[ThingSeen | None, dict[AlertKey, AlertState]]:
-        states = {k: s.copy() for k, s in self.states.items() if k.thing == thing}
-        return self.seen.get(thing), states
+        return self.last_seen(thing), self.load_states(thing)
+
+    def load_states(self, thing: str) -> dict[AlertKey, AlertState]:
+        return {k: s.copy() for k, s in self.states.items() if k.thing == thing}
+
+    def last_seen(self, thing: str) -> ThingSeen | None:
+        return self.seen.get(thing)
 
     def get_state(self, key: AlertKey) -> AlertState | None:
         state = self.states.get(key)

@@ -1,8 +1,8 @@
 """What the rollups read besides the raw data: machines, alert history, costs; where they write.
 
 Every read here is a few requests for the whole fleet, never one per object or per reading:
-the machines from the last-seen index (one Query, paged), the alert history in one Scan, the
-hourly costs with the registry's thing listing (250 things a page).
+the machines from their last-seen entries (one Query, paged), the alert history in one Scan,
+the hourly costs with the registry's thing listing (250 things a page).
 """
 
 from __future__ import annotations
@@ -10,23 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Attr
 
+from cloud.alerts import seen_entries
 from cloud.analytics.rollups import curated_key, parse_hourly_cost
 
 HISTORY_LOOKBACK_MS = 7 * 86_400_000  # an alert acknowledged today may have opened this long ago
 
 
 def machines_seen(alerts_table: Any, since_ms: int) -> dict[str, list[str]]:
-    """{site: things} of the machines heard from since `since_ms` (the last-seen index)."""
+    """{site: things} of the machines heard from since `since_ms` (their last-seen entries)."""
     out: dict[str, list[str]] = {}
-    for item in _paged(
-        alerts_table.query,
-        IndexName="gsi1",
-        KeyConditionExpression=Key("gsi1pk").eq("SEEN"),
-        FilterExpression=Attr("lastSeen").gte(since_ms),
-    ):
-        out.setdefault(str(item.get("site") or ""), []).append(str(item["thing"]))
+    entries, _ = seen_entries.list_entries(alerts_table)
+    for item in entries:
+        if int(item["lastSeen"]) >= since_ms:
+            out.setdefault(str(item.get("site") or ""), []).append(str(item["thing"]))
     return {site: sorted(things) for site, things in out.items() if site}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
+from cloud.alerts import seen_entries
 from cloud.dashboard.service import FIELDS
 from cloud.ingest.readings_store import SPAN_MS, batch_pk, readings_of, sk_upper, time_sk
 
@@ -40,13 +41,14 @@ class DynamoDashboardReader:
         self._readings = readings_table
 
     def machines(self) -> list[dict[str, Any]]:
-        items = self._query(
-            self._alerts, IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq("SEEN")
-        )
-        return [_machine(item) for item in items]
+        entries, _ = seen_entries.list_entries(self._alerts)
+        return [_machine(item) for item in entries]
 
     def machine(self, thing: str) -> dict[str, Any] | None:
-        item = self._alerts.get_item(Key={"pk": f"THING#{thing}", "sk": "SEEN"}).get("Item")
+        # An entry of the previous layout may still be the newest (seen_entries).
+        legacy = self._alerts.get_item(Key=seen_entries.legacy_key(thing)).get("Item")
+        entry = seen_entries.get_entry(self._alerts, thing, consistent=False)
+        item = seen_entries.newest([entry, legacy])
         return None if item is None else _machine(item)
 
     def health(self, thing: str) -> dict[str, Any] | None:

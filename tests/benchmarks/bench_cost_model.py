@@ -203,6 +203,7 @@ WEEK_START_S = 1_773_014_400  # 2026-03-09 00:00 UTC, a Monday
 # night, whatever the time of the run: no level is crossed, so the measured batches carry no
 # alert, and alerts are priced apart (ALERT_CYCLES_PER_MONTH).
 SENSOR_CLOCK_START_S = 1_773_108_000  # 2026-03-10 02:00 UTC
+SEEN_PURPOSES = ("last seen", "last seen read")
 ALERT_PURPOSES = ("alert state", "alert history", "alert notification")
 
 _local = threading.local()
@@ -470,7 +471,7 @@ class Meter:
         if logical == "ReadingsTable":
             return "recent readings"
         if logical == "AlertsTable":
-            if sk == "SEEN":
+            if pk == "SEEN":
                 return "last seen"
             if sk == "HEALTH":
                 return "last health message"
@@ -488,6 +489,10 @@ class Meter:
             str(v.get("S", "")) for v in request.get("ExpressionAttributeValues", {}).values()
         ]
         key = request.get("Key", {})
+        if key.get("pk", {}).get("S") == "SEEN":
+            return "last seen read"
+        if "SEEN" in values:
+            return "every last seen"
         if any(v.startswith("THING#") for v in values) or "THING#" in json.dumps(key):
             return "machine partition"
         if any(v.startswith("HIST#") for v in values):
@@ -1152,18 +1157,20 @@ class Model:
         bucket: dict[tuple[str, str, str], Units] = defaultdict(Units)
         for kind, v in volume.items():
             for (_, service, op, purpose), units in m.mean(kind).items():
-                if purpose == "last seen":
+                if purpose in SEEN_PURPOSES:
                     continue
                 if purpose == "raw batch object" and d.raw == "firehose":
                     continue
                 if purpose in ALERT_PURPOSES:
                     continue  # priced per alert below, not per batch
                 bucket[(service, "" if service == "dynamodb" else op, purpose)].add(units, v)
-        seen = self.seen_units()
-        # Every run of the offline check reads each machine's last-seen entry from the index.
+        seen = self.seen_units("last seen")
+        # Every run of the offline check reads each machine's last-seen entry (its partition).
         reads = MONTH_S / self.f.rate_s["OfflineCheckFunction"] * seen.bytes / 4096 * 0.5
         bucket[("dynamodb", "", "offline check reads every last seen")].add(Units(rru=reads))
         bucket[("dynamodb", "", "last seen")].add(seen, d.seen)
+        # A warm ingest instance reads last seen before each refresh, and never in between.
+        bucket[("dynamodb", "", "last seen read")].add(self.seen_units("last seen read"), d.seen)
         if d.raw == "firehose":
             gb = (
                 sum(
@@ -1209,12 +1216,12 @@ class Model:
         lines += self.storage_lines(d)
         return lines
 
-    def seen_units(self) -> Units:
-        """One last-seen write: the item and its index entry, as measured."""
+    def seen_units(self, purpose: str) -> Units:
+        """One last-seen write or read, as measured."""
         total = Units()
         for kind in ("batch", "health"):
-            for (_, _, _, purpose), units in self.m.per_kind.get(kind, {}).items():
-                if purpose == "last seen":
+            for (_, _, _, measured), units in self.m.per_kind.get(kind, {}).items():
+                if measured == purpose:
                     total.add(units)
         return _scaled(total, 1.0 / max(1.0, total.requests))
 

@@ -81,6 +81,7 @@ def prepare(endpoint: dict[str, str], machines: int) -> dict[str, str]:
     """Tables, bucket and registry from the template; last seen and hourly cost per machine."""
     import boto3
 
+    from cloud.alerts.seen_entries import entry_key
     from cloud.analytics.rollups import day_bounds
     from cloud.local.resources import create_from_template
     from cloud.local.template import LocalTemplate
@@ -96,14 +97,11 @@ def prepare(endpoint: dict[str, str], machines: int) -> dict[str, str]:
             thing = f"exc-{index:04d}"
             writer.put_item(
                 Item={
-                    "pk": f"THING#{thing}",
-                    "sk": "SEEN",
+                    **entry_key(thing),
                     "thing": thing,
                     "site": f"site-{index % SITES:02d}",
                     "equipment": "excavator",
                     "lastSeen": start + 86_400_000 + 60_000,
-                    "gsi1pk": "SEEN",
-                    "gsi1sk": thing,
                 }
             )
     for index in range(machines):

@@ -87,8 +87,29 @@ def moves(transitions: list[Transition]) -> list[tuple[str, str, str | None]]:
     return [(t.from_state.value, t.to_state.value, t.severity) for t in transitions]
 
 
+class Instances:
+    """Warm instances of the ingest function over one store, each with its own memory, taking
+    messages in turn as Lambda may route them; the offline check is an instance of its own."""
+
+    def __init__(self, engines: list[AlertEngine], checker: AlertEngine) -> None:
+        self.engines, self.checker, self.turn = engines, checker, 0
+
+    def _next(self) -> AlertEngine:
+        self.turn += 1
+        return self.engines[self.turn % len(self.engines)]
+
+    def process_batch(self, message: dict[str, Any]) -> list[Transition]:
+        return self._next().process_batch(message)
+
+    def process_health(self, message: dict[str, Any]) -> list[Transition]:
+        return self._next().process_health(message)
+
+    def check_offline(self, now_ms: int | None = None) -> list[Transition]:
+        return self.checker.check_offline(now_ms)
+
+
 def silence_detected_after_ms(
-    engine: AlertEngine, clock: Clock, batch_s: int, health_s: int
+    engine: AlertEngine | Instances, clock: Clock, batch_s: int, health_s: int
 ) -> int:
     """Drive a machine at the agent's cadence for 3 hours, then silence; returns how long after
     its last message the offline alert fired. Checks run every minute, as scheduled in AWS.

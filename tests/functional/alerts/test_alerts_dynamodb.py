@@ -20,7 +20,10 @@ from cloud.alerts.dynamodb_store import DynamoAlertStore
 from cloud.alerts.engine import AlertEngine
 from cloud.alerts.notifier import SnsNotifier
 from cloud.alerts.records import AlertKey, AlertState, State, ThingSeen, Transition
+from cloud.alerts.seen_entries import list_entries, move_legacy
 from cloud.alerts.store import ConflictError
+from cloud.analytics.sources import machines_seen
+from cloud.dashboard.dynamodb import DynamoDashboardReader
 
 pytestmark = pytest.mark.functional
 
@@ -256,7 +259,7 @@ def test_redelivered_batch_creates_no_second_transition(
     assert int(state_item(table, OVERHEAT)["version"]) == 1
     after = table.scan()["Items"]
     # only last-seen moves (seen_refresh_ms=0 here): the retry wrote no state or transition
-    assert [i for i in after if i["sk"] != "SEEN"] == [i for i in before if i["sk"] != "SEEN"]
+    assert [i for i in after if i["pk"] != "SEEN"] == [i for i in before if i["pk"] != "SEEN"]
 
 
 def test_state_write_leaves_no_outbox_behind(engine: AlertEngine, table: Any, clock: Clock) -> None:
@@ -373,30 +376,102 @@ def test_two_engines_racing_record_one_alert(table: Any, clock: Clock) -> None:
     second = AlertEngine(RULES, DynamoAlertStore(table), clock=clock)
     clock.now = T0 + MINUTE
     message = batch(1, [80] * 12, T0)
-    original_load = second.store.load_thing
-    snapshot = original_load("exc-01")
-    second.store.load_thing = lambda thing: snapshot  # type: ignore[method-assign]
+    snapshot = second.store.load_states("exc-01")
+    second.store.load_states = lambda thing: snapshot  # type: ignore[method-assign]
     assert len(first.process_batch(message)) == 1
     assert second.process_batch(message) == []
     assert len(first.store.history(OVERHEAT)) == 1
 
 
-def test_last_seen_and_stale_things(table: Any) -> None:
+def seen_partition(table: Any) -> list[tuple[str, int]]:
+    items = table.query(KeyConditionExpression=Key("pk").eq("SEEN"), ConsistentRead=True)["Items"]
+    return sorted((i["sk"], int(i["lastSeen"])) for i in items)
+
+
+def index_seen_entries(table: Any) -> list[dict[str, Any]]:
+    return list(
+        table.query(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq("SEEN"))["Items"]
+    )
+
+
+def put_previous_layout(table: Any, thing: str, equipment: str, last_seen: int) -> None:
+    """A last-seen entry as the code before the SEEN partition wrote it (a table deployed then)."""
+    table.put_item(
+        Item={
+            "pk": f"THING#{thing}",
+            "sk": "SEEN",
+            "thing": thing,
+            "site": "lyon-part-dieu",
+            "equipment": equipment,
+            "lastSeen": last_seen,
+            "gsi1pk": "SEEN",
+            "gsi1sk": thing,
+        }
+    )
+
+
+def test_last_seen_is_one_item_in_its_own_partition_without_an_index_entry(table: Any) -> None:
     store = DynamoAlertStore(table)
     store.touch_thing(ThingSeen("exc-01", "lyon-part-dieu", "excavator", T0))
     store.touch_thing(ThingSeen("exc-01", "lyon-part-dieu", "excavator", T0 - MINUTE))  # older
     store.touch_thing(ThingSeen("crane-02", "lyon-part-dieu", "crane", T0 + 5 * MINUTE))
     stale = store.stale_things(T0 + MINUTE)
     assert [(s.thing, s.last_seen) for s in stale] == [("exc-01", T0)]
-    # The index entry is keyed by the machine, not the time: a refresh updates it in place.
     store.touch_thing(ThingSeen("exc-01", "lyon-part-dieu", "excavator", T0 + 9 * MINUTE))
-    entries = table.query(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq("SEEN"))[
-        "Items"
-    ]
-    assert sorted((e["gsi1sk"], int(e["lastSeen"])) for e in entries) == [
-        ("crane-02", T0 + 5 * MINUTE),
-        ("exc-01", T0 + 9 * MINUTE),
-    ]
+    assert seen_partition(table) == [("crane-02", T0 + 5 * MINUTE), ("exc-01", T0 + 9 * MINUTE)]
+    # No index entry: a refresh is one write unit, not two.
+    assert index_seen_entries(table) == []
+    item = table.get_item(Key={"pk": "SEEN", "sk": "exc-01"})["Item"]
+    assert not {"gsi1pk", "gsi1sk"} & set(item)
+    seen, _ = store.load_thing("exc-01")
+    assert seen == ThingSeen("exc-01", "lyon-part-dieu", "excavator", T0 + 9 * MINUTE)
+
+
+def test_a_machine_silent_since_the_deploy_stays_listed_and_is_flagged(
+    table: Any, clock: Clock
+) -> None:
+    # Deployed onto a table of the previous layout: both machines last spoke under it.
+    put_previous_layout(table, "exc-01", "excavator", T0)
+    put_previous_layout(table, "crane-02", "crane", T0)
+    engine = AlertEngine(RULES, DynamoAlertStore(table), clock=clock, seen_refresh_ms=0)
+    # The crane speaks again after the deploy; the excavator stays silent.
+    clock.now = T0 + 10 * MINUTE
+    engine.process_batch(batch(1, [40] * 3, T0 + 10 * MINUTE - 5 * SECOND, thing="crane-02"))
+    readers = DynamoDashboardReader(table, None)
+    listed = {m["thing"]: m["lastSeen"] for m in readers.machines()}
+    assert listed == {"exc-01": T0, "crane-02": T0 + 10 * MINUTE}
+    assert readers.machine("exc-01") == {
+        "thing": "exc-01",
+        "site": "lyon-part-dieu",
+        "equipment": "excavator",
+        "lastSeen": T0,
+    }
+    assert machines_seen(table, T0) == {"lyon-part-dieu": ["crane-02", "exc-01"]}
+    # The first offline check moves the old entries, and flags the silent machine in time.
+    assert engine.check_offline(T0 + 15 * MINUTE) == []
+    assert index_seen_entries(table) == []
+    assert seen_partition(table) == [("crane-02", T0 + 10 * MINUTE), ("exc-01", T0)]
+    fired = engine.check_offline(T0 + 17 * MINUTE)
+    assert [(t.key.thing, t.to_state) for t in fired] == [("exc-01", State.ACTIVE)]
+    assert {m["thing"] for m in readers.machines()} == {"exc-01", "crane-02"}
+
+
+def test_a_late_write_of_the_previous_code_is_not_lost(table: Any) -> None:
+    store = DynamoAlertStore(table)
+    store.touch_thing(ThingSeen("exc-01", "lyon-part-dieu", "excavator", T0))
+    # A function still running the previous code refreshed the old entry afterwards.
+    put_previous_layout(table, "exc-01", "excavator", T0 + 3 * MINUTE)
+    seen, _ = store.load_thing("exc-01")
+    assert seen is not None and seen.last_seen == T0 + 3 * MINUTE
+    listed, legacy = list_entries(table)
+    assert [int(i["lastSeen"]) for i in listed] == [T0 + 3 * MINUTE]
+    # It is refreshed once more between the listing and the move: the move leaves it.
+    put_previous_layout(table, "exc-01", "excavator", T0 + 4 * MINUTE)
+    assert move_legacy(table, legacy[0]) is False
+    assert len(index_seen_entries(table)) == 1
+    assert store.stale_things(T0) == []  # the next listing moves it
+    assert index_seen_entries(table) == []
+    assert seen_partition(table) == [("exc-01", T0 + 4 * MINUTE)]
 
 
 def test_a_silent_machine_is_flagged_within_20_minutes_at_the_agent_defaults(

@@ -13,6 +13,7 @@ from support.alert_testkit import (
     SECOND,
     T0,
     Clock,
+    Instances,
     Recorder,
     batch,
     make_engine,
@@ -412,15 +413,105 @@ def test_health_message_in_the_agent_schema_shape() -> None:
     assert moves(engine.process_health(message)) == [("NORMAL", "ACTIVE", "warning")]
 
 
+@pytest.mark.parametrize("instances", [1, 3])
 @pytest.mark.parametrize(
     ("profile", "batch_s", "health_s"), [("default", 900, 900), ("live", 60, 60)]
 )
 def test_a_silent_machine_is_flagged_within_20_minutes_never_while_it_sends(
-    profile: str, batch_s: int, health_s: int
+    profile: str, batch_s: int, health_s: int, instances: int
 ) -> None:
     from cloud.alerts.engine import SEEN_REFRESH_MS, AlertEngine
 
     clock = Clock()
-    engine = AlertEngine(RULES, InMemoryAlertStore(), clock=clock, seen_refresh_ms=SEEN_REFRESH_MS)
+    store = InMemoryAlertStore()
+
+    def instance() -> AlertEngine:
+        return AlertEngine(RULES, store, clock=clock, seen_refresh_ms=SEEN_REFRESH_MS)
+
+    engine = (
+        instance()
+        if instances == 1
+        else Instances([instance() for _ in range(instances)], instance())
+    )
     delay = silence_detected_after_ms(engine, clock, batch_s, health_s)
-    assert 15 * MINUTE < delay <= 20 * MINUTE, (profile, delay / MINUTE)
+    assert 15 * MINUTE < delay <= 20 * MINUTE, (profile, instances, delay / MINUTE)
+
+
+class CountingStore(InMemoryAlertStore):
+    """Counts last-seen reads and writes: each is one DynamoDB request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen_reads = self.seen_writes = 0
+
+    def last_seen(self, thing: str) -> Any:
+        self.seen_reads += 1
+        return super().last_seen(thing)
+
+    def touch_thing(self, seen: Any) -> None:
+        self.seen_writes += 1
+        super().touch_thing(seen)
+
+
+def health(at: int) -> dict[str, Any]:
+    return {"thing": "exc-01", "site": "lyon-part-dieu", "equipment": "excavator", "sentAt": at}
+
+
+def steady_hour(engine: Any, clock: Clock) -> None:
+    """Four 15-minute batches, each with its health message a second later."""
+    for n in range(4):
+        at = T0 + n * 15 * MINUTE
+        clock.now = at
+        engine.process_batch(batch(n + 1, [40.0, 40.1], at - 2 * SECOND))
+        clock.now = at + SECOND
+        engine.process_health(health(at + SECOND))
+
+
+def test_a_warm_instance_reads_and_refreshes_last_seen_once_a_batch_not_for_its_health() -> None:
+    from cloud.alerts.engine import SEEN_REFRESH_MS, AlertEngine
+
+    store, clock = CountingStore(), Clock()
+    engine = AlertEngine(RULES, store, clock=clock, seen_refresh_ms=SEEN_REFRESH_MS)
+    steady_hour(engine, clock)
+    assert (store.seen_writes, store.seen_reads) == (4, 4)
+    assert store.seen["exc-01"].last_seen == T0 + 45 * MINUTE
+
+
+def test_a_health_message_on_another_instance_reads_the_refresh_and_writes_nothing() -> None:
+    from cloud.alerts.engine import SEEN_REFRESH_MS, AlertEngine
+
+    store, clock = CountingStore(), Clock()
+    engines = [
+        AlertEngine(RULES, store, clock=clock, seen_refresh_ms=SEEN_REFRESH_MS) for _ in range(2)
+    ]
+    steady_hour(Instances(engines, engines[0]), clock)
+    assert (store.seen_writes, store.seen_reads) == (4, 8)
+    # A batch within the refresh period of the same instance writes nothing.
+    clock.now = T0 + 45 * MINUTE + 30 * SECOND
+    engines[1].process_batch(batch(9, [40.2], clock.now - SECOND))
+    assert store.seen_writes == 4
+
+
+def test_a_machine_moved_to_another_site_is_refreshed_at_once() -> None:
+    from cloud.alerts.engine import SEEN_REFRESH_MS, AlertEngine
+
+    store, clock = CountingStore(), Clock()
+    engine = AlertEngine(RULES, store, clock=clock, seen_refresh_ms=SEEN_REFRESH_MS)
+    steady_hour(engine, clock)
+    clock.now = T0 + 45 * MINUTE + 10 * SECOND
+    engine.process_batch(batch(9, [40.2], clock.now - SECOND) | {"site": "grenoble-presquile"})
+    assert store.seen["exc-01"].site == "grenoble-presquile"
+
+
+def test_a_machine_is_refreshed_once_per_period_however_many_instances_it_reaches() -> None:
+    from cloud.alerts.engine import SEEN_REFRESH_MS, AlertEngine
+
+    store, clock = CountingStore(), Clock()
+    engines = [
+        AlertEngine(RULES, store, clock=clock, seen_refresh_ms=SEEN_REFRESH_MS) for _ in range(3)
+    ]
+    instances = Instances(engines, engines[0])
+    for n in range(60):  # a backlog: a batch every 10 s for 10 minutes, spread over three
+        clock.now = T0 + n * 10 * SECOND
+        instances.process_batch(batch(n + 1, [40.0], clock.now - SECOND))
+    assert store.seen_writes == 10 * MINUTE // SEEN_REFRESH_MS
