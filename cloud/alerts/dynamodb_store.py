@@ -47,6 +47,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cloud.alerts import seen_entries
 from cloud.alerts.records import OPEN_STATES, AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.store import ConflictError
+from cloud.dynamodb_pages import all_items
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,10 @@ class DynamoAlertStore:
 
     def _partition(self, thing: str) -> Iterator[dict[str, Any]]:
         """The machine's items (states, last health, an old-layout last seen), read consistently."""
-        return self._query(
-            KeyConditionExpression=Key("pk").eq(state_pk(thing)), ConsistentRead=True
+        return all_items(
+            self.table.query,
+            KeyConditionExpression=Key("pk").eq(state_pk(thing)),
+            ConsistentRead=True,
         )
 
     def get_state(self, key: AlertKey) -> AlertState | None:
@@ -177,16 +180,19 @@ class DynamoAlertStore:
         self, *, site: str | None = None, thing: str | None = None, open_only: bool = True
     ) -> list[AlertState]:
         if thing is not None:
-            items = self._query(
+            items = all_items(
+                self.table.query,
                 KeyConditionExpression=Key("pk").eq(state_pk(thing))
-                & Key("sk").begins_with("STATE#")
+                & Key("sk").begins_with("STATE#"),
             )
         elif site is not None and open_only:
-            items = self._query(
-                IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(f"OPEN#{site}")
+            items = all_items(
+                self.table.query,
+                IndexName="gsi1",
+                KeyConditionExpression=Key("gsi1pk").eq(f"OPEN#{site}"),
             )
         else:
-            items = self._scan(FilterExpression=Attr("sk").begins_with("STATE#"))
+            items = all_items(self.table.scan, FilterExpression=Attr("sk").begins_with("STATE#"))
         states = [self._state(item) for item in items]
         return sorted(
             (
@@ -198,7 +204,8 @@ class DynamoAlertStore:
         )
 
     def snoozes_due(self, now_ms: int) -> list[AlertState]:
-        items = self._query(
+        items = all_items(
+            self.table.query,
             IndexName="gsi1",
             KeyConditionExpression=Key("gsi1pk").eq("SNOOZED")
             & Key("gsi1sk").lt(f"{now_ms + 1:013d}"),
@@ -236,24 +243,6 @@ class DynamoAlertStore:
             log.info(
                 "moved old last-seen entries", extra={"moved": moved, "left": len(legacy) - moved}
             )
-
-    # ---- paging --------------------------------------------------------------------------
-
-    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            response = self.table.query(**kwargs)
-            yield from response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    def _scan(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            response = self.table.scan(**kwargs)
-            yield from response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def state_to_item(state: AlertState) -> dict[str, Any]:

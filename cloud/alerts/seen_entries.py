@@ -25,11 +25,13 @@ costs an empty Query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
+
+from cloud.dynamodb_pages import all_items
 
 SEEN_PK = "SEEN"
 LEGACY_SK = "SEEN"  # the sk of an old-layout entry, in pk THING#<thing>
@@ -88,11 +90,11 @@ def newest(items: Iterable[dict[str, Any] | None]) -> dict[str, Any] | None:
 
 def list_entries(table: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every machine's newest entry (either layout), and every old-layout entry found."""
-    current = list(_paged(table, KeyConditionExpression=Key("pk").eq(SEEN_PK)))
+    current = list(all_items(table.query, KeyConditionExpression=Key("pk").eq(SEEN_PK)))
     legacy = [
         item
-        for item in _paged(
-            table, IndexName=LEGACY_INDEX, KeyConditionExpression=Key("gsi1pk").eq(SEEN_PK)
+        for item in all_items(
+            table.query, IndexName=LEGACY_INDEX, KeyConditionExpression=Key("gsi1pk").eq(SEEN_PK)
         )
         if is_legacy(item)
     ]
@@ -130,12 +132,3 @@ def move_legacy(table: Any, item: dict[str, Any]) -> bool:
             raise
         return False
     return True
-
-
-def _paged(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    while True:
-        response = table.query(**kwargs)
-        yield from response.get("Items", [])
-        if "LastEvaluatedKey" not in response:
-            return
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

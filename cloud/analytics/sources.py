@@ -7,13 +7,13 @@ the hourly costs with the registry's thing listing (250 things a page).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
 from cloud.alerts import seen_entries
 from cloud.analytics.rollups import curated_key, parse_hourly_cost
+from cloud.dynamodb_pages import all_items
 
 HISTORY_LOOKBACK_MS = 7 * 86_400_000  # an alert acknowledged today may have opened this long ago
 
@@ -31,7 +31,7 @@ def machines_seen(alerts_table: Any, since_ms: int) -> dict[str, list[str]]:
 def transitions_since(alerts_table: Any, since_ms: int) -> dict[str, list[dict[str, Any]]]:
     """Alert transitions recorded since `since_ms - HISTORY_LOOKBACK_MS`, by thing."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for item in _paged(
+    for item in all_items(
         alerts_table.scan,
         FilterExpression=Attr("pk").begins_with("HIST#")
         & Attr("at").gte(since_ms - HISTORY_LOOKBACK_MS),
@@ -54,12 +54,3 @@ def write_day(s3: Any, bucket: str, day: str, body: bytes) -> str:
     key = curated_key(day)
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
     return key
-
-
-def _paged(call: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    while True:
-        response = call(**kwargs)
-        yield from response.get("Items", [])
-        if "LastEvaluatedKey" not in response:
-            return
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +10,7 @@ from boto3.dynamodb.conditions import Key
 
 from cloud.alerts import seen_entries
 from cloud.dashboard.service import FIELDS
+from cloud.dynamodb_pages import all_items
 from cloud.ingest.readings_store import SPAN_MS, batch_pk, readings_of, sk_upper, time_sk
 
 HEALTH_SK = "HEALTH"
@@ -76,7 +76,7 @@ class DynamoDashboardReader:
             "Limit": 8,
         }
         kept: list[dict[str, Any]] = []
-        for item in self._query(self._readings, **request):
+        for item in all_items(self._readings.query, **request):
             if len(kept) >= limit and int(item["first"]) + SPAN_MS <= kept[limit - 1]["ts"]:
                 break
             if sensor_id not in item.get("sensors", ()):
@@ -101,17 +101,8 @@ class DynamoDashboardReader:
         }
         return [
             {key: _plain(value) for key, value in item.items()}
-            for item in self._query(self._readings, **request)
+            for item in all_items(self._readings.query, **request)
         ]
-
-    @staticmethod
-    def _query(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            response = table.query(**kwargs)
-            yield from response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def _machine(item: dict[str, Any]) -> dict[str, Any]:
