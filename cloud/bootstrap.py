@@ -2,7 +2,8 @@
 
 A Lambda process builds one `CloudParts` from its environment; each handler takes the parts it
 needs, and each part is built once, on first use, so a function pays only for its own clients.
-The local stack builds the same parts with `boto3_kwargs` pointing the clients at moto.
+The local stack builds the same parts with `boto3_kwargs` pointing each service's clients at
+the moto server that serves it.
 
 Environment variables: ``RAW_BUCKET``, ``READINGS_TABLE``, ``ALERTS_TABLE``, ``RUNS_TABLE``
 (each required by the parts that use it); ``CURATED_BUCKET`` (rollups, default the raw
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from cloud.ingest.service import IngestService
 
 Handler = Callable[[Any, Any], dict[str, Any]]
+# A service's boto3 client and resource keyword arguments, by service name ("s3", "dynamodb"):
+# where the local stack points them (docs/architecture.md). None in AWS: boto3's defaults.
+Boto3Kwargs = Callable[[str], Mapping[str, str]]
 
 
 class QueryEngine(Protocol):
@@ -70,12 +74,12 @@ class CloudParts:
     def __init__(
         self,
         env: Mapping[str, str],
-        boto3_kwargs: Mapping[str, str] | None = None,
+        boto3_kwargs: Boto3Kwargs | None = None,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.env = env
-        self._boto3_kwargs = dict(boto3_kwargs or {})
+        self._boto3_kwargs = boto3_kwargs
         self._logger = logger
         self._metrics = metrics
         self._clients: dict[str, Any] = {}
@@ -132,19 +136,22 @@ class CloudParts:
 
     # AWS clients and tables, shared by every part of the process.
 
+    def _kwargs(self, service: str) -> dict[str, str]:
+        return dict(self._boto3_kwargs(service)) if self._boto3_kwargs is not None else {}
+
     def client(self, service: str) -> Any:
         client = self._clients.get(service)
         if client is None:
             import boto3
 
-            client = self._clients[service] = boto3.client(service, **self._boto3_kwargs)
+            client = self._clients[service] = boto3.client(service, **self._kwargs(service))
         return client
 
     @cached_property
     def dynamodb(self) -> Any:
         import boto3
 
-        return boto3.resource("dynamodb", **self._boto3_kwargs)
+        return boto3.resource("dynamodb", **self._kwargs("dynamodb"))
 
     def table(self, variable: str) -> Any:
         """The DynamoDB table named by an environment variable."""
@@ -156,7 +163,7 @@ class CloudParts:
     @property
     def emulated(self) -> bool:
         """Clients point at an emulator (the local stack) rather than at AWS."""
-        return bool(self._boto3_kwargs.get("endpoint_url"))
+        return bool(self._kwargs("dynamodb").get("endpoint_url"))
 
     @cached_property
     def athena(self) -> QueryEngine:

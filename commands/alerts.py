@@ -10,11 +10,14 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chantier.alerts.rules import EQUIPMENT, SEVERITIES, SEVERITY_RANK, Rule, RulesError, load_rules
 from cloud.alerts.records import OPEN_STATES, AlertState, InvalidTransitionError, State, Transition
 from commands.tables import table, utc
+
+if TYPE_CHECKING:
+    from cloud.bootstrap import Boto3Kwargs
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -134,12 +137,16 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _target(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
-    """boto3 client arguments and the settings an alerting function would have."""
+def _target(args: argparse.Namespace) -> tuple[Boto3Kwargs, dict[str, str]]:
+    """boto3 client arguments by service and the settings an alerting function would have."""
     if args.aws:
         if not args.table:
             raise _UsageError("--aws needs --table NAME (the alerts table of the deployed stack)")
-        kwargs = {"region_name": args.region} if args.region else {}
+        region = {"region_name": args.region} if args.region else {}
+
+        def kwargs(service: str) -> dict[str, str]:
+            return region
+
         topic = args.topic_arn or os.environ.get("ALERTS_TOPIC_ARN", "")
         table = args.table
     else:
@@ -147,7 +154,7 @@ def _target(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
         from cloud.local.template import LocalTemplate
 
         info = StackInfo.load()
-        kwargs = info.boto3_kwargs()
+        kwargs = info.boto3_kwargs
         table = args.table or info.alerts_table
         topic = args.topic_arn or LocalTemplate().arn("AlertsTopic")
     env = {
@@ -165,7 +172,9 @@ def _store(args: argparse.Namespace) -> Any:
     from cloud.alerts.dynamodb_store import DynamoAlertStore
 
     kwargs, env = _target(args)
-    return DynamoAlertStore(boto3.resource("dynamodb", **kwargs).Table(env["ALERTS_TABLE"]))
+    return DynamoAlertStore(
+        boto3.resource("dynamodb", **kwargs("dynamodb")).Table(env["ALERTS_TABLE"])
+    )
 
 
 def _engine(args: argparse.Namespace) -> Any:

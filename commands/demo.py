@@ -171,7 +171,8 @@ def run_demo(
         stack.warm()
         printer.line(
             "ok",
-            f"broker mqtts://{info.broker_host}:{info.broker_port}, AWS APIs {info.aws_endpoint}",
+            f"broker mqtts://{info.broker_host}:{info.broker_port}, AWS APIs {info.aws_endpoint}"
+            f" (DynamoDB {info.endpoint('dynamodb')})",
         )
         # The token rides in the fragment, which browsers never send to the server.
         printer.line("ok", f"dashboard {info.api_url}/#/site/{SITE}?token={info.api_token}")

@@ -134,7 +134,7 @@ def _local_invoker(info: Any) -> Invoke:
 
     functions = LocalFunctions(
         LocalTemplate().functions(),
-        info.boto3_kwargs(),
+        info.boto3_kwargs,
         Path(info.state_dir) / "logs" / "functions.log",
     )
 
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         from cloud.local.stackinfo import StackInfo
 
         info = StackInfo.load()
-        sqs = boto3.client("sqs", **info.boto3_kwargs())
+        sqs = boto3.client("sqs", **info.boto3_kwargs("sqs"))
         queue_url = args.queue_url or sqs.get_queue_url(QueueName=info.failures_queue)["QueueUrl"]
         invoke = _local_invoker(info)
     replays = redrive(sqs, queue_url, invoke)

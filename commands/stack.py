@@ -17,6 +17,7 @@ def _describe(info: StackInfo) -> str:
         f"state folder   {info.state_dir}",
         f"MQTT broker    mqtts://{info.broker_host}:{info.broker_port} (CA {info.ca_file})",
         f"AWS APIs       {info.aws_endpoint} (region eu-west-3, any credentials)",
+        f"DynamoDB       {info.endpoint('dynamodb')} (its own moto server, same region)",
         f"raw bucket     {info.raw_bucket}",
         f"alerts table   {info.alerts_table}",
     ]
@@ -86,10 +87,11 @@ def _clear_stale(info: StackInfo) -> None:
         for name, pid, marker, grace in (
             ("mosquitto", info.broker_pid, "mosquitto", MOSQUITTO_SAVE_S),
             ("moto server", info.moto_pid, "cloud.local.moto_server", 0.0),
+            ("DynamoDB moto server", info.dynamodb_pid, "cloud.local.moto_server", 0.0),
         )
         if end_leftover(pid, marker, grace)
     ]
-    leftovers = f"; ended its leftover {' and '.join(ended)}" if ended else ""
+    leftovers = f"; ended its leftover {', '.join(ended)}" if ended else ""
     print(
         f"replacing {info.path}: the stack that wrote it (process {info.pid}) is gone{leftovers}",
         file=sys.stderr,
@@ -115,7 +117,7 @@ def _kept_failures(info: StackInfo) -> str:
 
     from cloud.local.destinations import QueueDestination
 
-    sqs = boto3.client("sqs", **info.boto3_kwargs())
+    sqs = boto3.client("sqs", **info.boto3_kwargs("sqs"))
     try:
         kept = QueueDestination(sqs, info.failures_queue).count()
     except Exception as exc:  # the status must still print when moto does not answer

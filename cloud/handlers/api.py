@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 
 from cloud.api.app import build_app
-from cloud.bootstrap import CloudParts, Handler, LazyHandler
+from cloud.bootstrap import Boto3Kwargs, CloudParts, Handler, LazyHandler
 
 # Most requests (reads) add no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -53,7 +53,7 @@ def json_only(event: Any) -> Any:
 
 def build(
     env: Mapping[str, str],
-    boto3_kwargs: Mapping[str, str] | None = None,
+    boto3_kwargs: Boto3Kwargs | None = None,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
 ) -> Handler:

@@ -12,12 +12,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cloud.bootstrap import CloudParts, Handler, LazyHandler
+from cloud.bootstrap import Boto3Kwargs, CloudParts, Handler, LazyHandler
 
 
 def build(
     env: Mapping[str, str],
-    boto3_kwargs: Mapping[str, str] | None = None,
+    boto3_kwargs: Boto3Kwargs | None = None,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
 ) -> Handler:

@@ -25,7 +25,7 @@ from cloud.analytics.rollups import (
     to_json_lines,
 )
 from cloud.analytics.sources import hourly_costs, machines_seen, transitions_since, write_day
-from cloud.bootstrap import CloudParts, Handler, LazyHandler, QueryEngine
+from cloud.bootstrap import Boto3Kwargs, CloudParts, Handler, LazyHandler, QueryEngine
 
 MAX_DATES = 31
 
@@ -43,7 +43,7 @@ def _dates(event: Any, now_ms: int) -> list[str]:
 
 def build(
     env: Mapping[str, str],
-    boto3_kwargs: Mapping[str, str] | None = None,
+    boto3_kwargs: Boto3Kwargs | None = None,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
     engine: QueryEngine | None = None,

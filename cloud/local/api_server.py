@@ -20,11 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cloud.local.dashboard_files import is_static, static_file
 from cloud.local.functions import LocalContext
+
+if TYPE_CHECKING:
+    from cloud.bootstrap import Boto3Kwargs
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Any, Any], dict[str, Any]]
@@ -247,7 +250,7 @@ def _spec_environment(template: Any, handler_path: str) -> dict[str, str]:
 
 def start_api(
     template: Any,
-    boto3_kwargs: dict[str, str],
+    boto3_kwargs: Boto3Kwargs,
     token: str,
     log_path: Path,
     extra_env: dict[str, str] | None = None,

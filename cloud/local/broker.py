@@ -232,7 +232,7 @@ def refresh_broker(state_dir: Path) -> None:
 
     info = StackInfo.load(state_dir)
     files = BrokerFiles(Path(info.state_dir) / "broker")
-    iot = boto3.client("iot", **info.boto3_kwargs())
+    iot = boto3.client("iot", **info.boto3_kwargs("iot"))
     write_acl(files, registry_things(iot))
     reload(files)
 

@@ -9,9 +9,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloud.local.template import FunctionSpec
+
+if TYPE_CHECKING:
+    from cloud.bootstrap import Boto3Kwargs
 
 log = logging.getLogger(__name__)
 # Lambda waits about a minute, then two, between the attempts of an asynchronous event; the
@@ -44,7 +47,7 @@ class LocalFunctions:
     def __init__(
         self,
         specs: Mapping[str, FunctionSpec],
-        boto3_kwargs: Mapping[str, str],
+        boto3_kwargs: Boto3Kwargs,
         log_path: Path,
         local_parts: Mapping[str, Mapping[str, Any]] | None = None,
         retry_pauses_s: tuple[float, ...] = RETRY_PAUSES_S,
@@ -56,7 +59,7 @@ class LocalFunctions:
         self._destinations: dict[str, Any] = {}
         self._stopping = threading.Event()
         self._local_parts = {name: dict(parts) for name, parts in (local_parts or {}).items()}
-        self._boto3_kwargs = dict(boto3_kwargs)
+        self._boto3_kwargs = boto3_kwargs
         self._log_path = log_path
         self._handlers: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -184,7 +187,7 @@ class LocalFunctions:
             if arn not in self._destinations:
                 import boto3
 
-                sqs = boto3.client("sqs", **self._boto3_kwargs)
+                sqs = boto3.client("sqs", **self._boto3_kwargs("sqs"))
                 self._destinations[arn] = QueueDestination(sqs, queue_name(arn))
             return self._destinations[arn]
 

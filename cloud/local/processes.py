@@ -80,8 +80,18 @@ class ChildProcess:
         return self.process.pid if self.process else 0
 
     def start(self, ready: Callable[[], bool], timeout_s: float = 20.0) -> None:
+        self.spawn(timeout_s)
+        self.wait_ready(ready, timeout_s)
+
+    def spawn(self, timeout_s: float = 20.0) -> None:
+        """Start the process without waiting for it (children that start slowly are spawned
+        together, then each waited for)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = _SPAWNER.submit(self._spawn).result(timeout=timeout_s)
+
+    def wait_ready(self, ready: Callable[[], bool], timeout_s: float = 20.0) -> None:
+        """Wait until `ready()`; ProcessStartError when the process ends or time runs out."""
+        assert self.process is not None, f"{self.name} was not spawned"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -178,10 +188,25 @@ def find_mosquitto() -> str:
     )
 
 
-def moto_argv(port: int, mirror: Path | None = None, queues: Path | None = None) -> list[str]:
-    """moto's server through our launcher, which removes its costs that grow with load;
-    `mirror`: the folder where it mirrors raw objects as files (cloud/local/lake.py);
-    `queues`: the folder where it keeps SQS messages until they are deleted."""
-    argv = [sys.executable, "-m", "cloud.local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
-    argv += ["--mirror", str(mirror)] if mirror is not None else []
-    return argv + (["--queues", str(queues)] if queues is not None else [])
+class MotoServer(ChildProcess):
+    """moto's server through our launcher (cloud/local/moto_server.py), which removes its
+    costs that grow with load, on `port` of 127.0.0.1. `mirror`: the folder where it mirrors
+    raw objects as files (cloud/local/lake.py); `queues`: the folder where it keeps SQS
+    messages until they are deleted."""
+
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        log_path: Path,
+        mirror: Path | None = None,
+        queues: Path | None = None,
+    ) -> None:
+        argv = [sys.executable, "-m", "cloud.local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
+        argv += ["--mirror", str(mirror)] if mirror is not None else []
+        argv += ["--queues", str(queues)] if queues is not None else []
+        super().__init__(name, argv, log_path)
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def ready(self) -> bool:
+        return http_ready(self.endpoint + "/moto-api/")

@@ -180,7 +180,7 @@ def local_backend(state_dir: Path | None = None, *, iot: Any = None) -> LocalBac
     if iot is None:
         import boto3
 
-        iot = boto3.client("iot", **info.boto3_kwargs())
+        iot = boto3.client("iot", **info.boto3_kwargs("iot"))
     return LocalBackend(
         local_ca(state),
         Registry(iot),

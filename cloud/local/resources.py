@@ -97,27 +97,28 @@ def create_queue(sqs: Any, name: str, props: dict[str, Any]) -> str:
 
 
 def create_from_template(template: LocalTemplate, clients: dict[str, Any]) -> dict[str, str]:
-    """Create every supported resource; returns logical id → physical name."""
+    """Create every supported resource whose service has a client in `clients` (a restarted
+    moto server gets back its own); returns logical id → physical name."""
     created: dict[str, str] = {}
-    for logical_id in template.of_type("AWS::S3::Bucket"):
+    for logical_id in template.of_type("AWS::S3::Bucket") if "s3" in clients else ():
         name = template.physical_name(logical_id)
         create_bucket(clients["s3"], name, template.properties(logical_id))
         created[logical_id] = name
-    for logical_id in template.of_type("AWS::DynamoDB::Table"):
+    for logical_id in template.of_type("AWS::DynamoDB::Table") if "dynamodb" in clients else ():
         name = template.physical_name(logical_id)
         create_table(clients["dynamodb"], name, template.properties(logical_id))
         created[logical_id] = name
-    for logical_id in template.of_type("AWS::IoT::Policy"):
+    for logical_id in template.of_type("AWS::IoT::Policy") if "iot" in clients else ():
         props = template.properties(logical_id)
         clients["iot"].create_policy(
             policyName=props["PolicyName"], policyDocument=json.dumps(props["PolicyDocument"])
         )
         created[logical_id] = props["PolicyName"]
-    for logical_id in template.of_type("AWS::SNS::Topic"):
+    for logical_id in template.of_type("AWS::SNS::Topic") if "sns" in clients else ():
         created[logical_id] = create_topic(
             clients["sns"], template.physical_name(logical_id), template.properties(logical_id)
         )
-    for logical_id in template.of_type("AWS::SQS::Queue"):
+    for logical_id in template.of_type("AWS::SQS::Queue") if "sqs" in clients else ():
         name = template.physical_name(logical_id)
         create_queue(clients["sqs"], name, template.properties(logical_id))
         created[logical_id] = name

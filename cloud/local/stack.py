@@ -1,4 +1,4 @@
-"""The whole cloud on one machine: CA, Mosquitto, moto server, rules engine and handlers.
+"""The whole cloud on one machine: CA, Mosquitto, moto servers, rules engine and handlers.
 
 This is the one place where the local stack's processes and clients are wired together.
 """
@@ -29,7 +29,7 @@ from cloud.local.broker import (
 from cloud.local.functions import LocalFunctions
 from cloud.local.lake import DuckDbLake, lake_dir
 from cloud.local.landings import LandingJournal, journal_path
-from cloud.local.processes import ChildProcess, free_port, http_ready, moto_argv
+from cloud.local.processes import MotoServer, free_port
 from cloud.local.resources import create_from_template
 from cloud.local.rules_engine import RulesEngine
 from cloud.local.scheduler import LocalScheduler, scale_from_env
@@ -73,7 +73,8 @@ class LocalStack:
         self.functions: LocalFunctions | None = None
         self.scheduler: LocalScheduler | None = None
         self.api: Any = None  # cloud.local.api_server.ApiServer once started
-        self.moto: ChildProcess | None = None
+        self.moto: MotoServer | None = None  # every AWS API but DynamoDB
+        self.dynamodb: MotoServer | None = None  # DynamoDB's own moto server
         self.broker: Broker | None = None
         self.bridge: Any = None
         self.engine: RulesEngine | None = None
@@ -105,21 +106,15 @@ class LocalStack:
             # need (and never take over) the rules engine's own session.
             self.ca.issue_client_certificate(OBSERVER_IDENTITY, self.state_dir / "observer")
 
-            aws_port = free_port()
-            self.moto = ChildProcess(
-                "moto server",
-                moto_argv(aws_port, lake_dir(self.state_dir), self.state_dir / "queues"),
-                self.state_dir / "logs" / "moto.log",
-            )
-            endpoint = f"http://127.0.0.1:{aws_port}"
-            self.moto.start(lambda: http_ready(endpoint + "/moto-api/"))
+            self.moto, self.dynamodb = self._start_moto_servers()
 
             port, moved = broker_port(broker_dir)
             if moved:
                 log.warning(moved)
             info = StackInfo(
                 state_dir=str(self.state_dir),
-                aws_endpoint=endpoint,
+                aws_endpoint=self.moto.endpoint,
+                dynamodb_endpoint=self.dynamodb.endpoint,
                 broker_host="127.0.0.1",
                 broker_port=port,
                 ca_file=str(self.ca.cert_path),
@@ -132,9 +127,8 @@ class LocalStack:
                 api_token=secrets.token_urlsafe(24),
                 pid=os.getpid(),
             )
-            kwargs = info.boto3_kwargs()
             clients = {
-                name: boto3.client(name, **kwargs)
+                name: boto3.client(name, **info.boto3_kwargs(name))
                 for name in ("s3", "dynamodb", "iot", "sns", "sqs")
             }
             create_from_template(self.template, clients)  # raw/ and errors/ from the mirror
@@ -149,7 +143,12 @@ class LocalStack:
                 policy_document=self.template.iot_policy_document("chantier-device"),
                 things=registry_things(clients["iot"]),
             )
-            info = replace(info, broker_pid=self.broker.process.pid, moto_pid=self.moto.pid)
+            info = replace(
+                info,
+                broker_pid=self.broker.process.pid,
+                moto_pid=self.moto.pid,
+                dynamodb_pid=self.dynamodb.pid,
+            )
 
             specs = {
                 arn: replace(spec, environment={**spec.environment, **self.function_env})
@@ -158,7 +157,7 @@ class LocalStack:
             lake = DuckDbLake(lake_dir(self.state_dir), info.raw_bucket)
             functions = self.functions = LocalFunctions(
                 specs,
-                kwargs,
+                info.boto3_kwargs,
                 self.state_dir / "logs" / "functions.log",
                 local_parts={"cloud.handlers.rollups": {"engine": lake}},
             )
@@ -185,6 +184,8 @@ class LocalStack:
             self.bridge.start(self.engine.subscriptions())
             self.supervisor = Supervisor(on_restart=self._child_restarted)
             self.supervisor.watch(self.broker.process, self._restart_broker)
+            self.supervisor.watch(self.moto, lambda: self._restart_moto(self.moto))
+            self.supervisor.watch(self.dynamodb, lambda: self._restart_moto(self.dynamodb))
             self.supervisor.start()
             scale = self.schedule_scale
             # Asynchronous, as EventBridge invokes: a failed run is retried as the function's
@@ -199,7 +200,7 @@ class LocalStack:
 
             self.api = start_api(
                 self.template,
-                kwargs,
+                info.boto3_kwargs,
                 info.api_token,
                 self.state_dir / "logs" / "api.log",
                 extra_env=self.function_env,
@@ -248,13 +249,60 @@ class LocalStack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
-        if self.moto is not None:
-            self.moto.stop()
-            self.moto = None
+        for moto in (self.moto, self.dynamodb):
+            if moto is not None:
+                moto.stop()
+        self.moto = self.dynamodb = None
         if self.info is not None:
             self.info.path.unlink(missing_ok=True)
             self.info = None
         self.lock.release()
+
+    def _start_moto_servers(self) -> tuple[MotoServer, MotoServer]:
+        """The moto server of every AWS API but DynamoDB (keeping raw objects and queued
+        messages as files), and DynamoDB's own: started together, each waited for."""
+        logs = self.state_dir / "logs"
+        aws_port = free_port()
+        dynamodb_port = free_port()
+        while dynamodb_port == aws_port:
+            dynamodb_port = free_port()
+        servers = (
+            MotoServer(
+                "moto server",
+                aws_port,
+                logs / "moto.log",
+                mirror=lake_dir(self.state_dir),
+                queues=self.state_dir / "queues",
+            ),
+            MotoServer("moto server (DynamoDB)", dynamodb_port, logs / "moto-dynamodb.log"),
+        )
+        try:
+            for server in servers:
+                server.spawn()
+            for server in servers:
+                server.wait_ready(server.ready)
+        except BaseException:
+            for server in servers:
+                server.stop()
+            raise
+        return servers
+
+    def _restart_moto(self, server: MotoServer | None) -> None:
+        # moto keeps everything in memory: the restarted server gets the template's resources
+        # again, as a new stack would (raw objects and kept messages from their files, the
+        # registry from the bundles); what lived only in its memory (DynamoDB items) is gone.
+        assert server is not None and self.info is not None
+        server.start(server.ready)
+        served = {
+            name: self.client(name)
+            for name in ("s3", "dynamodb", "iot", "sns", "sqs")
+            if self.info.endpoint(name) == server.endpoint
+        }
+        create_from_template(self.template, served)
+        log.warning("%s restarted: the template's resources are there again", server.name)
+        if "iot" in served:
+            self._restore_registry(served["iot"], (self.info.broker_host, self.info.broker_port))
+            self.refresh_broker()
 
     def _restore_registry(self, iot: Any, broker: tuple[str, int]) -> None:
         from cloud.local.provisioning import restore_registry
@@ -299,9 +347,17 @@ class LocalStack:
         self.refresh_broker()
 
     def _child_restarted(self, name: str, pid: int) -> None:
-        if self.info is not None and self.broker is not None and name == "mosquitto":
+        if self.info is None:
+            return
+        if name == "mosquitto":
             self.info = replace(self.info, broker_pid=pid)
-            self.info.save()
+        elif self.moto is not None and name == self.moto.name:
+            self.info = replace(self.info, moto_pid=pid)
+        elif self.dynamodb is not None and name == self.dynamodb.name:
+            self.info = replace(self.info, dynamodb_pid=pid)
+        else:
+            return
+        self.info.save()
 
     def _engine_event(self, kind: str, details: dict[str, Any]) -> None:
         if kind == "s3" and self.landings is not None:
@@ -352,11 +408,11 @@ class LocalStack:
     # ---------- helpers for tools running inside the stack's process ----------
     def client(self, service: str) -> Any:
         assert self.info is not None, "stack not started"
-        return boto3.client(service, **self.info.boto3_kwargs())
+        return boto3.client(service, **self.info.boto3_kwargs(service))
 
     def resource(self, service: str) -> Any:
         assert self.info is not None, "stack not started"
-        return boto3.resource(service, **self.info.boto3_kwargs())
+        return boto3.resource(service, **self.info.boto3_kwargs(service))
 
     def refresh_broker(self) -> None:
         """Re-render the ACL from the registry and reload Mosquitto (after provisioning)."""

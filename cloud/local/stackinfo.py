@@ -10,6 +10,9 @@ from pathlib import Path
 DEFAULT_STATE_DIR = Path("state")
 REGION = "eu-west-3"
 ACCOUNT_ID = "123456789012"
+# Served by a moto process of their own: the alert path's calls then never wait behind a
+# fleet's S3 puts under one interpreter lock (docs/architecture.md, the local stack).
+DYNAMODB_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
 
 
 class StackNotRunningError(RuntimeError):
@@ -46,7 +49,7 @@ def state_dir() -> Path:
 @dataclass(frozen=True)
 class StackInfo:
     state_dir: str
-    aws_endpoint: str  # moto server, e.g. http://127.0.0.1:5123
+    aws_endpoint: str  # moto server of every service but DynamoDB, e.g. http://127.0.0.1:5123
     broker_host: str
     broker_port: int
     ca_file: str
@@ -60,6 +63,9 @@ class StackInfo:
     api_token: str = ""
     broker_pid: int = 0
     moto_pid: int = 0
+    # DynamoDB's own moto server; "" in files written before it had one (then aws_endpoint).
+    dynamodb_endpoint: str = ""
+    dynamodb_pid: int = 0
     pid: int = 0  # the process running the stack; 0 in files written before it was recorded
 
     @property
@@ -105,10 +111,17 @@ class StackInfo:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def boto3_kwargs(self) -> dict[str, str]:
-        """Keyword arguments that point a boto3 client at the local AWS APIs."""
+    def endpoint(self, service: str) -> str:
+        """URL of the moto server that serves `service` (a boto3 service name)."""
+        if service in DYNAMODB_SERVICES and self.dynamodb_endpoint:
+            return self.dynamodb_endpoint
+        return self.aws_endpoint
+
+    def boto3_kwargs(self, service: str) -> dict[str, str]:
+        """Keyword arguments that point a boto3 client or resource of `service` at the local
+        AWS API serving it."""
         return {
-            "endpoint_url": self.aws_endpoint,
+            "endpoint_url": self.endpoint(service),
             "region_name": REGION,
             "aws_access_key_id": "local",
             "aws_secret_access_key": "local",

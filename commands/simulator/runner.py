@@ -246,7 +246,7 @@ class Simulation:
         self.started_at_ms = int(run.get("startedAt") or 0)
         self._claim_fleet(run)
         self.say(f"run {run_id} started ({run.get('dashboardUrl') or 'no dashboard'})")
-        s3 = boto3.client("s3", **info.boto3_kwargs())
+        s3 = boto3.client("s3", **info.boto3_kwargs("s3"))
         watcher = LandingWatcher(journal_path(Path(info.state_dir)), o.site)
         status, note = "COMPLETED", ""
         try:
@@ -425,7 +425,7 @@ class Simulation:
         from boto3.dynamodb.conditions import Attr
 
         things = sorted(self.summary.devices)
-        table = boto3.resource("dynamodb", **info.boto3_kwargs()).Table(info.alerts_table)
+        table = boto3.resource("dynamodb", **info.boto3_kwargs("dynamodb")).Table(info.alerts_table)
         out: list[str] = []
         # DynamoDB takes at most 100 values in an IN: one scan per hundred machines.
         for first in range(0, len(things), IN_LIMIT):

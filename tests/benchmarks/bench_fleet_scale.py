@@ -251,7 +251,8 @@ class StackProcess:
         assert self.process is not None and self.info is not None
         return {
             "stack": [self.process.pid],
-            "moto": child_pids(self.process.pid, "moto_server"),
+            "moto": [self.info.moto_pid],
+            "moto-dynamodb": [self.info.dynamodb_pid],
             "mosquitto": [self.info.broker_pid],
         }
 

@@ -63,7 +63,7 @@ def _kill_broker(state: Path, rng: random.Random) -> None:
 
 
 def _count(info: StackInfo, fleet: Fleet) -> dict[str, int]:
-    s3 = boto3.client("s3", **info.boto3_kwargs())
+    s3 = boto3.client("s3", **info.boto3_kwargs("s3"))
     wait_for_landings(s3, info.raw_bucket, SITE, fleet, 30)
     taken = landed = objects = versions = 0
     for agent in fleet.agents:

@@ -122,7 +122,7 @@ def run_handler(env: dict[str, str], endpoint: dict[str, str], lake: str, out: A
     from cloud.local.lake import DuckDbLake
 
     started = time.perf_counter()
-    handler = build(env, endpoint, engine=DuckDbLake(Path(lake), env["RAW_BUCKET"]))
+    handler = build(env, lambda service: endpoint, engine=DuckDbLake(Path(lake), env["RAW_BUCKET"]))
     built = time.perf_counter()
     result = handler({"dates": [DAY]}, LocalContext(function_name="RollupsFunction"))
     done = time.perf_counter()

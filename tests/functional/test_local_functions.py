@@ -12,19 +12,21 @@ from cloud.local.template import LocalTemplate
 
 pytestmark = pytest.mark.functional
 
-# Building a handler creates clients but sends nothing; this endpoint is never contacted.
-NOWHERE = {
-    "endpoint_url": "http://127.0.0.1:9",
-    "region_name": "eu-west-3",
-    "aws_access_key_id": "local",
-    "aws_secret_access_key": "local",
-}
+
+def nowhere(service: str) -> dict[str, str]:
+    """Building a handler creates clients but sends nothing; this endpoint is never contacted."""
+    return {
+        "endpoint_url": "http://127.0.0.1:9",
+        "region_name": "eu-west-3",
+        "aws_access_key_id": "local",
+        "aws_secret_access_key": "local",
+    }
 
 
 def test_warm_builds_every_function_of_the_template(tmp_path: Path) -> None:
     specs = LocalTemplate().functions()
     assert len(specs) >= 4
-    functions = LocalFunctions(specs, NOWHERE, tmp_path / "functions.log")
+    functions = LocalFunctions(specs, nowhere, tmp_path / "functions.log")
     functions.warm()
     assert functions.built() == sorted(spec.name for spec in specs.values())
 
@@ -35,7 +37,7 @@ def test_a_function_that_cannot_be_built_fails_when_warmed_not_at_its_first_even
     specs = LocalTemplate().functions()
     arn, spec = next(iter(specs.items()))
     broken = {arn: replace(spec, handler="cloud.handlers.no_such_module.handler")}
-    functions = LocalFunctions(broken, NOWHERE, tmp_path / "functions.log")
+    functions = LocalFunctions(broken, nowhere, tmp_path / "functions.log")
     assert functions.built() == []
     with pytest.raises(ModuleNotFoundError, match="no_such_module"):
         functions.warm()

@@ -54,7 +54,7 @@ def test_every_reading_lands_once_across_a_kill_9_of_the_whole_stack(tmp_path: P
                 f"agents kept readings after the stack came back (seed {seed}): "
                 f"{[a.stats() for a in fleet.agents]}"
             )
-        s3 = boto3.client("s3", **again.boto3_kwargs())
+        s3 = boto3.client("s3", **again.boto3_kwargs("s3"))
         # Bounded: a lost reading fails the check below, after at most this wait.
         wait_for_landings(s3, again.raw_bucket, SITE, fleet, 30)
         figures = check_every_reading_landed_once(s3, again.raw_bucket, SITE, fleet)

@@ -7,13 +7,18 @@ import pytest
 from cloud.bootstrap import CloudParts, HandlerConfigError
 from cloud.dashboard.health_store import HealthStore
 
-# Clients are created but never used: building sends no request.
-NOWHERE = {
-    "endpoint_url": "http://127.0.0.1:9",
-    "region_name": "eu-west-3",
-    "aws_access_key_id": "local",
-    "aws_secret_access_key": "local",
-}
+
+def nowhere(service: str) -> dict[str, str]:
+    """Clients are created but never used: building sends no request. DynamoDB's endpoint
+    differs from the others', as on the local stack."""
+    return {
+        "endpoint_url": "http://127.0.0.1:8" if service == "dynamodb" else "http://127.0.0.1:9",
+        "region_name": "eu-west-3",
+        "aws_access_key_id": "local",
+        "aws_secret_access_key": "local",
+    }
+
+
 ENV = {
     "RAW_BUCKET": "raw",
     "READINGS_TABLE": "readings",
@@ -24,7 +29,7 @@ ENV = {
 
 
 def test_the_api_and_ingestion_share_one_engine_and_one_ingest_service() -> None:
-    parts = CloudParts(ENV, NOWHERE)
+    parts = CloudParts(ENV, nowhere)
     services = parts.api_services
     assert parts.ingest.alerts is parts.alert_engine
     assert services.dashboard.engine is parts.alert_engine
@@ -34,17 +39,31 @@ def test_the_api_and_ingestion_share_one_engine_and_one_ingest_service() -> None
 
 
 def test_clients_and_tables_are_shared_within_a_process() -> None:
-    parts = CloudParts(ENV, NOWHERE)
+    parts = CloudParts(ENV, nowhere)
     assert parts.client("s3") is parts.client("s3")
     assert parts.table("ALERTS_TABLE") is parts.table("ALERTS_TABLE")
     assert parts.table("ALERTS_TABLE").name == "alerts"
+
+
+def test_each_service_s_clients_use_the_endpoint_given_for_that_service() -> None:
+    parts = CloudParts(ENV, nowhere)
+    assert parts.client("s3").meta.endpoint_url == "http://127.0.0.1:9"
+    assert parts.client("sns").meta.endpoint_url == "http://127.0.0.1:9"
+    assert parts.client("dynamodb").meta.endpoint_url == "http://127.0.0.1:8"
+    assert parts.table("ALERTS_TABLE").meta.client.meta.endpoint_url == "http://127.0.0.1:8"
+    assert parts.emulated
+
+
+def test_without_endpoints_clients_go_to_aws() -> None:
+    parts = CloudParts(ENV)
+    assert not parts.emulated
 
 
 def test_given_logger_and_metrics_are_used() -> None:
     from aws_lambda_powertools import Logger, Metrics
 
     logger, metrics = Logger(service="given"), Metrics(namespace="Given")
-    parts = CloudParts(ENV, NOWHERE, logger=logger, metrics=metrics)
+    parts = CloudParts(ENV, nowhere, logger=logger, metrics=metrics)
     assert parts.ingest.logger is logger
     assert parts.ingest.metrics is metrics
 
@@ -53,17 +72,17 @@ def test_given_logger_and_metrics_are_used() -> None:
 def test_a_missing_variable_is_named(missing: str) -> None:
     env = {k: v for k, v in ENV.items() if k != missing}
     with pytest.raises(HandlerConfigError, match=f"environment variable {missing}"):
-        CloudParts(env, NOWHERE).ingest  # noqa: B018
+        CloudParts(env, nowhere).ingest  # noqa: B018
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("soon", "whole number"), ("-5", "0 or more")])
 def test_a_malformed_refresh_interval_is_refused(raw: str, expected: str) -> None:
     env = {**ENV, "ALERT_SEEN_REFRESH_MS": raw}
     with pytest.raises(HandlerConfigError, match=f"ALERT_SEEN_REFRESH_MS.*{expected}"):
-        CloudParts(env, NOWHERE).alert_engine  # noqa: B018
+        CloudParts(env, nowhere).alert_engine  # noqa: B018
 
 
 def test_a_run_links_to_its_dashboard_when_a_template_is_set() -> None:
-    parts = CloudParts({**ENV, "DASHBOARD_URL_TEMPLATE": "https://x/#/runs/{runId}"}, NOWHERE)
+    parts = CloudParts({**ENV, "DASHBOARD_URL_TEMPLATE": "https://x/#/runs/{runId}"}, nowhere)
     assert parts.dashboard_url("abc") == "https://x/#/runs/abc"
-    assert CloudParts(ENV, NOWHERE).dashboard_url("abc") == ""
+    assert CloudParts(ENV, nowhere).dashboard_url("abc") == ""

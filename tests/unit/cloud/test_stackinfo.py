@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -52,7 +52,24 @@ def test_missing_or_garbled_file_says_how_to_start_one(tmp_path: Path) -> None:
 
 def test_a_file_from_an_older_release_still_loads(tmp_path: Path) -> None:
     data = asdict(_info(tmp_path, 0))
-    del data["pid"], data["moto_pid"]
+    del data["pid"], data["moto_pid"], data["dynamodb_endpoint"], data["dynamodb_pid"]
     data["retired_field"] = 1
     (tmp_path / "stack.json").write_text(json.dumps(data))
-    assert StackInfo.load(tmp_path).pid == 0
+    old = StackInfo.load(tmp_path)
+    assert old.pid == 0
+    # a stack of one moto server served DynamoDB from the same endpoint as the rest
+    assert old.boto3_kwargs("dynamodb")["endpoint_url"] == "http://127.0.0.1:1"
+
+
+def test_dynamodb_clients_go_to_dynamodb_s_own_server_the_others_to_the_shared_one(
+    tmp_path: Path,
+) -> None:
+    info = replace(_info(tmp_path, 0), dynamodb_endpoint="http://127.0.0.1:2")
+    info.save()
+    loaded = StackInfo.load(tmp_path)
+    assert loaded.boto3_kwargs("dynamodb")["endpoint_url"] == "http://127.0.0.1:2"
+    for service in ("s3", "sqs", "sns", "iot"):
+        assert loaded.boto3_kwargs(service)["endpoint_url"] == "http://127.0.0.1:1"
+    assert (
+        loaded.boto3_kwargs("s3")["region_name"] == loaded.boto3_kwargs("dynamodb")["region_name"]
+    )
