@@ -50,8 +50,14 @@ def victim(stack: LocalStack) -> Machine:
 
 def send(stack: LocalStack, device: Machine, topic: str, payload: bytes) -> None:
     """Publish as `device` with paho and wait until the stack has handled the message."""
+    engine = stack.engine
+    assert engine is not None
+    before = engine.stats.messages
     with PahoDevice(stack, device) as client:
         assert client.publish(topic, payload) == 0  # the broker accepts it: it is on its topic
+    # The device's PUBACK can come before the broker hands the message to the rules engine:
+    # a drain at that moment would find nothing pending.
+    assert wait_for(lambda: engine.stats.messages > before, 15), "the rules engine never got it"
     assert stack.drain(15)
 
 
