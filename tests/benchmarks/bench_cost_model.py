@@ -1554,7 +1554,7 @@ def designs(m: Measured) -> list[Design]:
         design(
             "health every 15 min (health_interval_s = 900)", fleet({"health_interval_s": 900.0})
         ),
-        design("early_refill_s = 600", fleet({"early_refill_s": 600.0})),
+        design("early_refill_s = 660", fleet({"early_refill_s": 660.0})),
         design("early_refill_s = 900", fleet({"early_refill_s": 900.0})),
         design("early_burst = 6", fleet({"early_burst": 6.0})),
     ]
