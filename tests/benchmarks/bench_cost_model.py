@@ -170,15 +170,15 @@ PLATFORM_LOG_LINES = (
 )
 # A steady machine's batch in the default profile (its age limit), a moving machine's early
 # batch during a burst (one per `early_min_interval_s`, holding the readings since the last
-# batch) and one between the two (after the burst, one per refill period), probed with real
-# batches; the minute-by-minute batches measured first are the `live` profile's. A replayed
-# batch costs what the longest probe not longer than it costs.
+# batch) and after it (one per `early_refill_s`; and a minute less, for the option beside the
+# default), probed with real batches; the minute-by-minute batches measured first are the
+# `live` profile's. A replayed batch costs what the longest probe not longer than it costs.
 LONG_BATCH_AGE_S = 900
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(AgentConfig)}
+REFILL_S = int(_DEFAULTS["early_refill_s"])
+SHORTER_REFILL_S = REFILL_S - 60
 PROBE_AGES_S = tuple(
-    sorted(
-        {int(_DEFAULTS["early_min_interval_s"]), int(_DEFAULTS["early_refill_s"]), LONG_BATCH_AGE_S}
-    )
+    sorted({int(_DEFAULTS["early_min_interval_s"]), SHORTER_REFILL_S, REFILL_S, LONG_BATCH_AGE_S})
 )
 PROBE_BATCHES = 3
 # Athena (https://aws.amazon.com/athena/pricing/): per TB scanned, at least 10 MB a query.
@@ -1554,7 +1554,7 @@ def designs(m: Measured) -> list[Design]:
         design(
             "health every 15 min (health_interval_s = 900)", fleet({"health_interval_s": 900.0})
         ),
-        design("early_refill_s = 660", fleet({"early_refill_s": 660.0})),
+        design(f"early_refill_s = {SHORTER_REFILL_S}", fleet({"early_refill_s": SHORTER_REFILL_S})),
         design("early_refill_s = 900", fleet({"early_refill_s": 900.0})),
         design("early_burst = 6", fleet({"early_burst": 6.0})),
     ]
