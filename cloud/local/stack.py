@@ -50,6 +50,9 @@ EventSink = Callable[[str, dict[str, Any]], None]
 RULES_WORKERS = 8
 BROKER_RESUBSCRIBE_S = 30.0
 
+# The AWS APIs the template's resources live in, each served by one of the moto servers.
+SERVICES = ("s3", "dynamodb", "iot", "sns", "sqs")
+
 
 class LocalStack:
     """Starts and stops the local stack; use as a context manager so everything always stops."""
@@ -127,10 +130,7 @@ class LocalStack:
                 api_token=secrets.token_urlsafe(24),
                 pid=os.getpid(),
             )
-            clients = {
-                name: boto3.client(name, **info.boto3_kwargs(name))
-                for name in ("s3", "dynamodb", "iot", "sns", "sqs")
-            }
+            clients = {name: boto3.client(name, **info.boto3_kwargs(name)) for name in SERVICES}
             create_from_template(self.template, clients)  # raw/ and errors/ from the mirror
             self._restore_registry(clients["iot"], (info.broker_host, info.broker_port))
 
@@ -295,7 +295,7 @@ class LocalStack:
         server.start(server.ready)
         served = {
             name: self.client(name)
-            for name in ("s3", "dynamodb", "iot", "sns", "sqs")
+            for name in SERVICES
             if self.info.endpoint(name) == server.endpoint
         }
         create_from_template(self.template, served)
