@@ -12,7 +12,10 @@ Run as `python -m cloud.local.moto_server -H 127.0.0.1 -p PORT`. Against the sto
 - moto keeps every stored item and object as Python objects, millions of them for a fleet's
   readings, and each full garbage collection walked them all: pauses of up to a second that
   every request waited for. What has lived FREEZE_EVERY_S is moved out of the collector's sight
-  (stored data is freed by reference counting when overwritten or deleted).
+  (stored data is freed by reference counting when overwritten or deleted);
+- moto's serializer walked the output shape for every attribute value of every item a DynamoDB
+  request answers, half of the DynamoDB server's time in moto under a fleet: item answers are
+  written straight from the stored items instead (cloud/local/moto_answers.py).
 Given `--mirror` and `--queues`, it also keeps the objects under `raw/` and `errors/` and the
 SQS messages as files, and puts them back when a restarted stack creates its bucket and queues.
 Everything else is moto's code unchanged.
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from chantier.signals import stop_on_signals
+from cloud.local.moto_answers import direct_dynamodb_answers
 
 
 @contextlib.contextmanager
@@ -330,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
         if not active:
             print(
                 "moto's DynamoDB table has changed shape: Queries scan whole tables",
+                file=sys.stderr,
+            )
+        if not patches.enter_context(direct_dynamodb_answers()):
+            print(
+                "moto's DynamoDB answers have changed shape: its own serializer writes them",
                 file=sys.stderr,
             )
         run_simple(
