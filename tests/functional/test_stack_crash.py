@@ -43,6 +43,7 @@ def test_every_reading_lands_once_across_a_kill_9_of_the_whole_stack(tmp_path: P
     try:
         with provisioned_fleet(state, info, SITE, 3, seed) as fleet:
             time.sleep(rng.uniform(1.0, 4.0))
+            killed_ms = int(time.time() * 1000)
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             # Mosquitto gets SIGTERM when the stack dies and saves its queue before leaving.
@@ -50,6 +51,11 @@ def test_every_reading_lands_once_across_a_kill_9_of_the_whole_stack(tmp_path: P
             time.sleep(rng.uniform(0.0, 2.0))  # devices find no broker meanwhile
             second, again = stack_up(state, log)
             assert again.broker_port == info.broker_port, "devices would not find the broker"
+            behind = fleet.wait_back(60, since_ms=killed_ms)
+            assert not behind, (
+                f"agents not reconnected and drained 60 s after the stack came back "
+                f"(seed {seed}): {behind}"
+            )
             assert fleet.settle(), (
                 f"agents kept readings after the stack came back (seed {seed}): "
                 f"{[a.stats() for a in fleet.agents]}"

@@ -19,8 +19,12 @@ from commands.simulator.fleet import Machine, agent_config
 from device.agent import Agent
 from device.bootstrap import build_agent
 from device.config import AgentConfig
+from device.link import UP
 from provisioning.service import DeviceSpec
 from support.alert_stack import wait_for
+
+# Fewer unacknowledged readings than this: only the batch being filled, nothing in flight.
+BATCH_READINGS = 8
 
 
 def fast(config: AgentConfig) -> AgentConfig:
@@ -53,15 +57,37 @@ class Fleet:
         for thread in self.threads:
             thread.join(20)
 
+    def behind(self, since_ms: int = 0) -> list[str]:
+        """Agents not back to normal, each in words: not connected by a connection made after
+        `since_ms` (epoch ms), or holding a batch or more not yet acknowledged."""
+        found = []
+        for agent in self.agents:
+            stats, link = agent.stats(), agent.link.as_dict()
+            unacked = int(stats["readings"] - stats["readings_acked"])
+            if link["state"] != UP or link["since"] <= since_ms or unacked >= BATCH_READINGS:
+                found.append(
+                    f"{agent.config.thing}: {link['state']} since {link['since']} "
+                    f"(last error {link['lastError']}), {unacked} readings unacknowledged, "
+                    f"{stats['queue_depth']} queued"
+                )
+        return found
+
+    def wait_back(self, timeout_s: float, since_ms: int = 0) -> list[str]:
+        """Wait until no agent is `behind(since_ms)`; those still behind at the timeout."""
+        last: list[str] = []
+
+        def back() -> bool:
+            last[:] = self.behind(since_ms)
+            return not last
+
+        wait_for(back, timeout_s, poll_s=0.1)
+        return last
+
     def settle(self, timeout_s: float = 30.0) -> bool:
-        """Wait until every agent holds less than a batch (nothing waiting for a retry), stop
-        them (a clean stop sends the batch being filled); True when every queue is empty."""
-
-        def unacked(agent: Agent) -> int:
-            stats = agent.stats()
-            return int(stats["readings"] - stats["readings_acked"])
-
-        wait_for(lambda: all(unacked(a) < 8 for a in self.agents), timeout_s, poll_s=0.1)
+        """Wait until every agent is connected and holds less than a batch (nothing waiting for
+        a retry), stop them (a clean stop sends the batch being filled); True when every queue
+        is empty."""
+        self.wait_back(timeout_s)
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout_s)
