@@ -49,7 +49,13 @@ class AgentError(RuntimeError):
 STOP_ACK_WAIT_S = 2.0
 STOP_CLIENT_S = 3.0
 STATUS_EVERY_S = 5.0
-LOOP_WAIT_MAX_S = 1.0
+# The loop wakes for every committed reading, an ack or a link change, and otherwise sleeps
+# until the next batch is due by age: passes with nothing to do cost a Pi's CPU and SD card
+# reads, and a simulated fleet's cores. Still at least every few seconds for timeouts and
+# health, and at most once a second while a due batch cannot be formed yet.
+LOOP_WAIT_MAX_S = 5.0
+LOOP_WAIT_DUE_S = 1.0
+STOP_POLL_S = 1.0  # how soon a stop request is seen while the loop sleeps
 # The queue is said to be filling from this share of queue_max_readings, and no longer once
 # back under the lower one.
 QUEUE_FILLING, QUEUE_RELIEVED = 0.8, 0.5
@@ -248,8 +254,7 @@ class Agent:
                     self._watch(now)
                     self._save_status()
                     status_due = now + STATUS_EVERY_S
-                self._wake.wait(self._next_wait())
-                self._wake.clear()
+                self._sleep(stop, now + self._next_wait())
             clean = True
         finally:
             self._shutdown(flush=clean)
@@ -266,12 +271,21 @@ class Agent:
     def _wall_ms(self) -> int:
         return int(self.clock.wall() * 1000)
 
+    def _sleep(self, stop: threading.Event, until: float) -> None:
+        """Until `until` (monotonic), a wake or `stop`, whichever comes first."""
+        while not stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, STOP_POLL_S)):
+                break
+        self._wake.clear()
+
     def _next_wait(self) -> float:
         assert self._sender is not None and self._planner is not None
         bound = LOOP_WAIT_MAX_S
-        early = self._planner.early_wait_s(self._mono_ms())
-        if early is not None:
-            bound = min(bound, early)
+        if self._connected and self.clock.synced():
+            due = self._planner.next_live_in_s(self._mono_ms())
+            if due is not None:
+                bound = min(bound, due if due > 0 else LOOP_WAIT_DUE_S)
         return self._sender.next_wait(bound)
 
     # -- connection ---------------------------------------------------------------------------

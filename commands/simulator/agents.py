@@ -38,10 +38,14 @@ class Results:
 
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     acked: dict[BatchId, int] = field(default_factory=dict)  # batch -> its readings
+    # Agents still stopping when counted: their acknowledgements may still be arriving, so
+    # their readings can show as neither acknowledged nor queued.
+    still_running: int = 0
 
     def merge(self, other: Results) -> None:
         self.stats.update(other.stats)
         self.acked.update(other.acked)
+        self.still_running += other.still_running
 
 
 class ThreadRunner:
@@ -98,9 +102,11 @@ class ThreadRunner:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def results(self) -> Results:
+        still = sum(1 for thread in self._threads if thread.is_alive())
         with self._lock:
             acked = dict(self._acked)
-        return Results({agent.config.thing: agent.stats() for agent in self._agents}, acked)
+        stats = {agent.config.thing: agent.stats() for agent in self._agents}
+        return Results(stats, acked, still)
 
 
 class ProcessRunner:
@@ -163,6 +169,8 @@ class ProcessRunner:
         for worker in self._workers:
             if worker.results is not None:
                 out.merge(worker.results)
+            else:  # ended without reporting: none of its agents is counted
+                out.still_running += worker.started
         return out
 
 

@@ -23,7 +23,11 @@ from commands.simulator.landings import Landed, LandingWatcher, bucket_keys, per
 # some keep landing, with no news for at most SETTLE_S, and SETTLE_MAX_S in all.
 SETTLE_S = 20.0
 SETTLE_MAX_S = 600.0
+# Each agent bounds its own stop (a few seconds of waiting for acknowledgements); when a
+# thousand stop in the same second on two cores, CPU is what they wait for, so the bound grows
+# with the fleet.
 AGENT_JOIN_S = 15.0
+AGENT_JOIN_PER_AGENT_S = 0.05
 PROGRESS_EVERY_S = 2.0
 IN_LIMIT = 100
 
@@ -104,6 +108,7 @@ class SimulationSummary:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     reused: int = 0
     stack_stopped: str = ""  # what was seen when the local stack stopped during the run
+    agents_not_stopped: int = 0  # still stopping when counted (or their process never said)
 
     @property
     def ok(self) -> bool:
@@ -280,14 +285,34 @@ class Simulation:
         finally:
             self.stopped_at = time.monotonic()
             self.stopped_at_ms = int(time.time() * 1000)
-            self._runner.stop(AGENT_JOIN_S)
-            results = self._runner.results()
+            results = self._stop_agents()
             if not self.summary.stack_stopped:
                 self._settle(watcher, run_id, set(results.acked))
             watcher.stop()
             self._finish(run_id, status, note)
         self._collect(watcher, run_id, info, s3, results)
         return self.summary
+
+    def _stop_agents(self) -> Results:
+        """Stop every agent (each sends the batch it was filling) and say how long it took."""
+        count = self._runner.started
+        bound = AGENT_JOIN_S + AGENT_JOIN_PER_AGENT_S * count
+        self.say(
+            f"stopping {count} agents: each sends the batch it was filling (waiting up to "
+            f"{bound:.0f} s for all)"
+        )
+        began = time.monotonic()
+        self._runner.stop(bound)
+        results = self._runner.results()
+        self.summary.agents_not_stopped = results.still_running
+        if results.still_running:
+            self.say(
+                f"{results.still_running} of {count} agents had not stopped after "
+                f"{time.monotonic() - began:.0f} s: their counts are as they were then"
+            )
+        else:
+            self.say(f"{count} agents stopped in {time.monotonic() - began:.1f} s")
+        return results
 
     def _stack_stopped(self, info: Any) -> bool:
         """True (and said once) when the local stack's process is gone: nothing can land."""
@@ -470,6 +495,12 @@ def print_summary(summary: SimulationSummary, stream: TextIO) -> None:
         print(
             f"  still queued on the machines at stop: {s.queued_at_stop} readings "
             "(their batch was not due yet; kept in the run's queue on disk, not sent)",
+            file=stream,
+        )
+    if s.agents_not_stopped:
+        print(
+            f"  {s.agents_not_stopped} agents had not stopped when counted: their readings "
+            "may show as neither acknowledged nor queued",
             file=stream,
         )
     api = "not counted" if s.readings_in_api is None else f"{s.readings_in_api} readings"

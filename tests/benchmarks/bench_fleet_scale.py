@@ -450,7 +450,13 @@ def report(
     )
     print(
         f"  lost {lost} readings ({s.lost_batches} acknowledged batches never landed, "
-        f"{device_gap} readings unaccounted for on the machines)"
+        f"{device_gap} readings unaccounted for on the machines"
+        + (
+            f"; {s.agents_not_stopped} agents had not stopped when counted"
+            if s.agents_not_stopped
+            else "; every agent had stopped when counted"
+        )
+        + ")"
     )
     print(
         f"  sentAt -> stored in S3, {running['n']} batches while running: p50 {running['p50']} ms"

@@ -441,3 +441,21 @@ def test_readings_dropped_during_an_outage_are_reported_as_soon_as_it_ends(
         pub.set_up(True)
         # the data-loss alert needs this one: not an hour (or a batch age) later
         wait_for(lambda: any(json.loads(p)["dropped"]["sinceBoot"] for p in pub.health()))
+
+
+def test_a_batch_due_by_age_leaves_on_time_between_readings(tmp_path: Path) -> None:
+    # Sensors read once a minute: no reading wakes the loop when the batch comes of age.
+    pub = FakePublisher()
+    agent = build_agent(
+        make_config(tmp_path, sample_interval_s=60.0, batch_max_age_s=0.5),
+        transport=pub,
+        clock=Clock(),
+        urgency=NeverUrgent(),
+    )
+    with Running(agent):
+        wait_for(lambda: agent.stats()["readings"] >= 2)
+        taken = time.monotonic()
+        wait_for(lambda: agent.stats()["batches_acked"] >= 1, timeout=2.0)
+        waited = time.monotonic() - taken
+    assert waited < 1.5, f"the batch left {waited:.2f} s after its readings (due after 0.5 s)"
+    assert len(readings_of(pub.telemetry())) >= 2
