@@ -45,6 +45,9 @@ class LandingWatcher:
         self._poll_s = poll_s
         self._landed: dict[str, Landed] = {}
         self._lock = threading.Lock()
+        # The reader keeps an offset and a partial line: two polls at once (the watcher's
+        # thread and a caller's) would skip or split lines.
+        self._read_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -70,13 +73,15 @@ class LandingWatcher:
     def poll(self) -> None:
         if self._reader is None:
             return
-        for line in self._reader.read_new():
-            landed = _landed(line, self._prefix)
-            if landed is None:
-                continue
-            with self._lock:
-                # A re-delivered batch lands on the same key again: its first landing counts.
-                self._landed.setdefault(landed.key, landed)
+        with self._read_lock:
+            for line in self._reader.read_new():
+                landed = _landed(line, self._prefix)
+                if landed is None:
+                    continue
+                with self._lock:
+                    # A re-delivered batch lands on the same key again: its first landing
+                    # counts.
+                    self._landed.setdefault(landed.key, landed)
 
     def landed(self, run_id: str) -> list[Landed]:
         with self._lock:

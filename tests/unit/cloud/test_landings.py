@@ -108,3 +108,29 @@ def test_a_new_journal_continues_the_last_one_past_a_line_cut_by_a_kill(tmp_path
     again.record("raw/b", 3, 4, {"thing": "exc-01", "seq": 2})
     again.close()
     assert [line["key"] for line in reader.read_new()] == ["raw/a", "raw/b"]
+
+
+def test_the_watcher_polled_from_two_threads_misses_no_landing(tmp_path: Path) -> None:
+    # simulate's settle loop polls while the watcher's own thread does: neither may skip lines.
+    import threading
+
+    path = journal_path(tmp_path)
+    journal = LandingJournal(path)
+    watcher = LandingWatcher(path, "s1", poll_s=0.0005)
+    watcher.start()
+    done = threading.Event()
+
+    def write() -> None:
+        for seq in range(3000):
+            key = KEY.replace("-7.json", f"-{seq}.json")
+            journal.record(key, 0, 1_763_733_600_180, {**BATCH, "seq": seq})
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while not done.is_set():
+        watcher.poll()
+    writer.join(10)
+    watcher.stop()
+    journal.close()
+    assert len(watcher.landed("run-1")) == 3000
