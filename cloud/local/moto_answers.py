@@ -17,6 +17,8 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from cloud.local.moto_patches import patched
+
 # The operations whose answers are items, keys, counts and consumed capacity only.
 DIRECT_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem"})
 # The class moto's DynamoDB handlers wrap every answer in, looked up in their module each time.
@@ -121,8 +123,5 @@ def direct_dynamodb_answers() -> Iterator[bool]:
                     return operation.http.get("responseCode", 200), headers, body
             return ActionResult(convert(raw)).execute_result(context)
 
-    setattr(responses, RESULT_CLASS, DirectResult)
-    try:
+    with patched(responses, **{RESULT_CLASS: DirectResult}):
         yield True
-    finally:
-        setattr(responses, RESULT_CLASS, original)

@@ -36,19 +36,7 @@ from typing import Any
 
 from chantier.signals import stop_on_signals
 from cloud.local.moto_answers import direct_dynamodb_answers
-
-
-@contextlib.contextmanager
-def _patched(owner: Any, **methods: Any) -> Iterator[None]:
-    """While active, `owner`'s methods are the ones given; moto's come back afterwards."""
-    originals = {name: getattr(owner, name) for name in methods}
-    for name, method in methods.items():
-        setattr(owner, name, method)
-    try:
-        yield
-    finally:
-        for name, original in originals.items():
-            setattr(owner, name, original)
+from cloud.local.moto_patches import patched
 
 
 def _replace_file(target: Path, data: bytes) -> None:
@@ -95,7 +83,7 @@ def partition_queries() -> Iterator[bool]:
             return [partition]
         return sorted(partition.values(), key=lambda item: item.range_key)
 
-    with _patched(Table, query=query, all_items=all_items):
+    with patched(Table, query=query, all_items=all_items):
         yield True
 
 
@@ -155,7 +143,7 @@ def mirror_raw_objects(root: Path) -> Iterator[None]:
             print(f"raw mirror: {restored} objects restored into {bucket_name}", file=sys.stderr)
         return bucket
 
-    with _patched(
+    with patched(
         S3Backend, put_object=put_object, delete_object=delete_object, create_bucket=create_bucket
     ):
         yield
@@ -237,7 +225,7 @@ def keep_queue_messages(root: Path) -> Iterator[None]:
                 print(f"queue copy: {restored} messages restored into {name}", file=sys.stderr)
         return queue
 
-    with _patched(
+    with patched(
         SQSBackend,
         send_message=send_message,
         delete_message=delete_message,
