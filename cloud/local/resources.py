@@ -1,4 +1,5 @@
-"""Creates the template's buckets, tables, IoT policies and SNS topics in the local AWS APIs."""
+"""Creates the template's buckets (with their notifications), tables, IoT policies, SNS topics
+and SQS queues in the local AWS APIs."""
 
 from __future__ import annotations
 
@@ -52,6 +53,71 @@ def create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
         s3.put_bucket_lifecycle_configuration(
             Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in lifecycle]}
         )
+
+
+def _queue_notification(config: dict[str, Any]) -> dict[str, Any]:
+    """Translate a CloudFormation QueueConfiguration to the S3 API's shape."""
+    out: dict[str, Any] = {"QueueArn": config["Queue"], "Events": [config["Event"]]}
+    rules = config.get("Filter", {}).get("S3Key", {}).get("Rules")
+    if rules:
+        out["Filter"] = {
+            "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+        }
+    return out
+
+
+def notify_queues(s3: Any, sqs: Any, name: str, props: dict[str, Any]) -> int:
+    """Set a bucket's event notifications to SQS queues (which must exist), then take S3's
+    test message out of each queue, as an operator does after the first deploy; returns how
+    many notifications were set."""
+    configs = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
+    if not configs:
+        return 0
+    s3.put_bucket_notification_configuration(
+        Bucket=name,
+        NotificationConfiguration={"QueueConfigurations": [_queue_notification(c) for c in configs]},
+    )
+    for arn in {str(c["Queue"]) for c in configs}:
+        url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+        drop_s3_test_messages(sqs, url, name)
+    return len(configs)
+
+
+def drop_s3_test_messages(sqs: Any, queue_url: str, bucket: str) -> int:
+    """Delete the `s3:TestEvent` messages of `bucket` from a queue, leaving every other
+    message visible as it was; returns how many were deleted."""
+    others: list[str] = []
+    dropped = 0
+    try:
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30
+            ).get("Messages", [])
+            if not messages:
+                return dropped
+            for message in messages:
+                if _is_test_message(message["Body"], bucket):
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    dropped += 1
+                else:
+                    others.append(message["ReceiptHandle"])
+    finally:
+        for receipt in others:
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+            )
+
+
+def _is_test_message(body: str, bucket: str) -> bool:
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    return (
+        isinstance(message, dict)
+        and message.get("Event") == "s3:TestEvent"
+        and message.get("Bucket") == bucket
+    )
 
 
 def create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
@@ -122,4 +188,8 @@ def create_from_template(template: LocalTemplate, clients: dict[str, Any]) -> di
         name = template.physical_name(logical_id)
         create_queue(clients["sqs"], name, template.properties(logical_id))
         created[logical_id] = name
+    # Once their queues exist: a bucket that notifies a queue (a rule action's failure).
+    for logical_id in template.of_type("AWS::S3::Bucket") if {"s3", "sqs"} <= set(clients) else ():
+        name = template.physical_name(logical_id)
+        notify_queues(clients["s3"], clients["sqs"], name, template.properties(logical_id))
     return created

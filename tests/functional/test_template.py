@@ -7,6 +7,7 @@ from typing import Any
 
 from cfnlint.api import ManualArgs, lint_file
 
+from cloud.local.stackinfo import ACCOUNT_ID
 from cloud.local.template import TEMPLATE_PATH, LocalTemplate
 
 
@@ -77,26 +78,50 @@ def _alarms(template: LocalTemplate) -> list[dict[str, Any]]:
     return [template.properties(lid) for lid in template.of_type("AWS::CloudWatch::Alarm")]
 
 
-def test_every_topic_rule_has_alarms_on_failed_actions_and_throttling() -> None:
+def test_alarms_read_four_listed_metrics_and_no_metrics_insights_query() -> None:
+    """Idle at most $0.50 a month for certain (docs/cost.md): $0.10 per listed metric, and
+    no query alarm, whose bill depends on the metrics it happens to analyze."""
+    alarms = _alarms(LocalTemplate())
+    assert [props for props in alarms if "Metrics" in props or "MetricName" not in props] == []
+    assert len(alarms) == 4
+
+
+def test_a_failed_rule_action_reaches_the_alarmed_failures_queue() -> None:
     template = LocalTemplate()
-    queries = [
-        " ".join(query["Expression"].split())
-        for props in _alarms(template)
-        for query in props.get("Metrics", [])
-        if "Expression" in query
+    prefix = "errors/reason=rule-action/"
+    for rule in template.topic_rules():
+        ((kind, params),) = rule.error_action.items()
+        assert kind == "S3" and params["BucketName"] == template.physical_name("RawBucket")
+        assert str(params["Key"]).startswith(prefix), rule.name
+    (notification,) = template.properties("RawBucket")["NotificationConfiguration"][
+        "QueueConfigurations"
     ]
-    rules = [spec.name for spec in template.topic_rules()]
-    assert len(rules) >= 2
-    for metric, schema in (
-        ("Failure", '"AWS/IoT", ActionType, RuleName'),
-        ("RuleMessageThrottled", '"AWS/IoT", RuleName'),
-    ):
-        watching = [
-            q for q in queries if q.startswith(f"SELECT SUM({metric}) FROM SCHEMA({schema})")
-        ]
-        assert len(watching) == 1, metric
-        where = watching[0].split(" WHERE ", 1)[1]
-        assert sorted(where.split(" OR ")) == sorted(f"RuleName = '{rule}'" for rule in rules)
+    assert notification["Queue"] == template.arn("FailuresQueue")
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    # Only the rules' failures: the function's refusals under errors/ are not replayed.
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": prefix}]
+    # S3 may send there (checked when the bucket's notification is set: the bucket waits).
+    assert template.resources["RawBucket"]["DependsOn"] == "FailuresQueuePolicy"
+    statements = template.properties("FailuresQueuePolicy")["PolicyDocument"]["Statement"]
+    (from_s3,) = [s for s in statements if s.get("Principal") == {"Service": "s3.amazonaws.com"}]
+    assert (from_s3["Effect"], from_s3["Action"]) == ("Allow", "sqs:SendMessage")
+    assert from_s3["Resource"] == template.arn("FailuresQueue")
+    assert from_s3["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
+    watched = {(p["Namespace"], p["MetricName"]) for p in _alarms(template)}
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in watched
+    assert ("AWS/IoT", "Failure") not in watched
+
+
+def test_rules_throttling_is_alarmed_on_the_telemetry_rule() -> None:
+    template = LocalTemplate()
+    throttled = [
+        props
+        for props in _alarms(template)
+        if (props["Namespace"], props["MetricName"]) == ("AWS/IoT", "RuleMessageThrottled")
+    ]
+    assert [p["Dimensions"] for p in throttled] == [
+        [{"Name": "RuleName", "Value": template.physical_name("TelemetryRule")}]
+    ]
 
 
 def test_every_asynchronous_function_keeps_failed_events_in_one_alarmed_queue() -> None:
@@ -105,7 +130,8 @@ def test_every_asynchronous_function_keeps_failed_events_in_one_alarmed_queue() 
     functions = template.functions()
     ingest = functions[template.arn("IngestFunction")]
     assert ingest.asynchronous.max_retries == 2
-    assert ingest.asynchronous.max_event_age_s == 3600
+    # A throttled event reaches the alarmed queue within ten minutes: no throttles alarm.
+    assert ingest.asynchronous.max_event_age_s == 600
     scheduled = {spec.function_arn for spec in template.schedules()}
     assert len(scheduled) == 3
     for arn in {template.arn("IngestFunction")} | scheduled:
@@ -132,7 +158,6 @@ def test_every_asynchronous_function_keeps_failed_events_in_one_alarmed_queue() 
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", name) in watched
     function = template.physical_name("IngestFunction")
     assert ("AWS/Lambda", "DestinationDeliveryFailures", function) in watched
-    assert ("AWS/Lambda", "Throttles", function) in watched
     # The HTTP API's function (synchronous): through the API's 5xx count.
     assert ("AWS/ApiGateway", "5xx", template.physical_name("HttpApi")) in watched
 
