@@ -75,7 +75,9 @@ def notify_queues(s3: Any, sqs: Any, name: str, props: dict[str, Any]) -> int:
         return 0
     s3.put_bucket_notification_configuration(
         Bucket=name,
-        NotificationConfiguration={"QueueConfigurations": [_queue_notification(c) for c in configs]},
+        NotificationConfiguration={
+            "QueueConfigurations": [_queue_notification(c) for c in configs]
+        },
     )
     for arn in {str(c["Queue"]) for c in configs}:
         url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
