@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from chantier.names import topic
@@ -14,6 +18,14 @@ from cloud.local.stack import LocalStack
 from commands.simulator.fleet import BASIC_INGEST_PREFIX, Machine
 
 SECOND = 1000
+CHANTIER = Path(sys.executable).with_name("chantier")
+
+
+def run_chantier(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `chantier` command as a user runs it against this stack (its state folder)."""
+    env = {**os.environ, "CHANTIER_STATE_DIR": stack.state_dir.as_posix()}
+    argv = [str(CHANTIER), *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def now_ms() -> int:

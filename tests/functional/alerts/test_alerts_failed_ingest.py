@@ -8,17 +8,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from support.alert_stack import (
     alerts_table,
     crafted_batch,
+    run_chantier,
     state_is,
     telemetry_topic,
     wait_for,
@@ -36,7 +33,6 @@ from device.transport import ACKED
 pytestmark = pytest.mark.functional
 SITE = "kept-site"
 RULE = "engine-overheat"
-CHANTIER = Path(sys.executable).with_name("chantier")
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +42,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
 
 
-def _chantier(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CHANTIER_STATE_DIR": stack.state_dir.as_posix()}
-    argv = [str(CHANTIER), *args]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
-
-
 def _status_line(stack: LocalStack) -> str:
-    status = _chantier(stack, "stack", "status", "--state-dir", stack.state_dir.as_posix())
+    status = run_chantier(stack, "stack", "status", "--state-dir", stack.state_dir.as_posix())
     assert status.returncode == 0, status.stderr
     return next(line for line in status.stdout.splitlines() if line.startswith("failed events"))
 
@@ -108,7 +98,7 @@ def test_a_batch_failing_every_attempt_is_kept_counted_and_replayed(
 
     # Fixed (the table is back), the replay raises the alert the batch carried.
     create_table(dynamodb, table_name, stack.template.properties("AlertsTable"))
-    replay = _chantier(stack, "alerts", "redrive")
+    replay = run_chantier(stack, "alerts", "redrive")
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "1 replayed, 0 failed again" in replay.stdout
     assert f"{machine.thing} batch {batch['boot']}-7" in replay.stdout
@@ -139,7 +129,7 @@ def test_a_replay_that_fails_again_leaves_the_record_in_the_queue(stack: LocalSt
     dynamodb = stack.client("dynamodb")
     dynamodb.delete_table(TableName=stack.info.alerts_table)
     try:
-        replay = _chantier(stack, "alerts", "redrive")
+        replay = run_chantier(stack, "alerts", "redrive")
     finally:
         create_table(dynamodb, stack.info.alerts_table, stack.template.properties("AlertsTable"))
     assert replay.returncode == 1, replay.stdout + replay.stderr
@@ -170,7 +160,7 @@ def test_a_failed_scheduled_run_is_kept_in_the_same_queue_and_replayed(stack: Lo
     assert record["requestPayload"] == event
     assert "1 kept in queue" in _status_line(stack)
 
-    replay = _chantier(stack, "alerts", "redrive")
+    replay = run_chantier(stack, "alerts", "redrive")
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "1 replayed, 0 failed again" in replay.stdout
     assert f"scheduled run of {event['time']}" in replay.stdout

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -20,6 +16,7 @@ import pytest
 from support.alert_stack import (
     alerts_table,
     crafted_batch,
+    run_chantier,
     state_is,
     telemetry_topic,
     wait_for,
@@ -37,7 +34,6 @@ from device.transport import ACKED
 pytestmark = pytest.mark.functional
 SITE = "rule-site"
 RULE = "engine-overheat"
-CHANTIER = Path(sys.executable).with_name("chantier")
 FAILED = "errors/reason=rule-action/"
 
 
@@ -61,12 +57,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     template = FunctionGoneTemplate()
     with LocalStack(tmp_path_factory.mktemp("stack"), template=template, schedule_scale=1000) as s:
         yield s
-
-
-def _chantier(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CHANTIER_STATE_DIR": stack.state_dir.as_posix()}
-    argv = [str(CHANTIER), *args]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def _keys(stack: LocalStack, prefix: str) -> list[str]:
@@ -121,7 +111,7 @@ def test_a_failed_rule_action_is_kept_queued_and_replayed_as_the_rule_would(
     assert _keys(stack, key) == []  # the function never ran
 
     # Fixed (the template's function is back: the command reads the deployed template).
-    replay = _chantier(stack, "alerts", "redrive")
+    replay = run_chantier(stack, "alerts", "redrive")
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "1 replayed, 0 failed again" in replay.stdout
     assert f"{machine.thing} batch {batch['boot']}-5 (rule {stack.info.rule_name} failed)" in (
@@ -150,7 +140,7 @@ def test_a_replayed_message_speaking_for_another_machine_is_refused_as_live(
     assert wait_for(lambda: queue.count() == 1, 10)
     refused_before = set(_keys(stack, "errors/reason=identity-mismatch/"))
 
-    replay = _chantier(stack, "alerts", "redrive")
+    replay = run_chantier(stack, "alerts", "redrive")
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "1 replayed, 0 failed again" in replay.stdout
     assert f"{attacker.thing} batch" in replay.stdout  # the topic's thing, not the payload's
