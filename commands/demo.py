@@ -27,6 +27,7 @@ from commands.demo_scenes import (
     meaning,
     plan,
     scene_for,
+    weather_clock,
 )
 
 SITE = "demo-lyon"
@@ -202,6 +203,7 @@ def _run_machines(
     """Provision the site, run every machine with its scene's fault, report as it goes."""
     from commands.simulator.fleet import agent_config, fleet_names, provision_machine, provisioner
     from device.bootstrap import build_agent
+    from device.sensors.factory import build_sensors
 
     info = stack.info
     names = fleet_names(opts.devices)
@@ -234,8 +236,13 @@ def _run_machines(
     agents: list[Any] = []
     threads: list[threading.Thread] = []
     t0 = time.monotonic()
+    weather = weather_clock()
     for config in configs:
-        agent = build_agent(config, on_event=_agent_printer(config.thing, printer))
+        agent = build_agent(
+            config,
+            on_event=_agent_printer(config.thing, printer),
+            sensors=build_sensors(config, wall=weather),
+        )
         agents.append(agent)
         thread = threading.Thread(
             target=agent.run, args=(agents_stop,), name=f"agent-{config.thing}"

@@ -10,7 +10,8 @@ packaged rules file and the explanation says both.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,22 @@ SCENES: tuple[Scene, ...] = (
 SCENES_SPAN_S = 100.0
 CLEAR_MARGIN_S = 25.0  # after a fault ends: values recover, the alert clears, a batch lands
 DEFAULT_DURATION_S = 110.0
+# The simulated weather follows the time of day: after dark a site cabin is no longer heated
+# and an enclosure sits at its dew point, so a demo run at night opened condensation alerts of
+# its own and the condensation scene never cleared. The demo's machines all live this hour of
+# a working day (UTC, the simulator's clock), whenever the demo runs; readings keep real times.
+DEMO_WEATHER_HOUR_UTC = 11.0
+DAY_S = 86_400.0
+
+
+def weather_clock(
+    hour_utc: float = DEMO_WEATHER_HOUR_UTC, now: Callable[[], float] = time.time
+) -> Callable[[], float]:
+    """Epoch seconds for the simulated weather: today at `hour_utc` when called, then real
+    time onwards."""
+    started = now()
+    offset = (started // DAY_S) * DAY_S + hour_utc * 3600.0 - started
+    return lambda: now() + offset
 
 
 @dataclass

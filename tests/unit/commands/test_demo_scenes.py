@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from chantier.alerts.rules import load_rules
-from commands.demo_scenes import DEMO_FOR_S, DEMO_OFFLINE_S, demo_rules, explain, plan
+from commands.demo_scenes import (
+    DAY_S,
+    DEMO_FOR_S,
+    DEMO_OFFLINE_S,
+    demo_rules,
+    explain,
+    plan,
+    weather_clock,
+)
 from commands.simulator.fleet import fleet_names
 
 
@@ -36,3 +46,12 @@ def test_demo_rules_shorten_durations_and_the_words_use_them(tmp_path: Path) -> 
     assert "warning at ≥ 75, critical at ≥ 82, once held 8 s" in words["overheat"]
     assert "(120 s in the real rules)" in words["freeze"]
     assert "30 s of silence" in words["network cut"]
+
+
+@pytest.mark.parametrize("real_hour", [0.5, 3.0, 11.0, 22.9])
+def test_the_demo_weather_is_a_late_morning_whatever_the_hour(real_hour: float) -> None:
+    now = [20_000 * DAY_S + real_hour * 3600.0]
+    clock = weather_clock(11.0, now=lambda: now[0])
+    assert (clock() % DAY_S) / 3600.0 == pytest.approx(11.0)
+    now[0] += 90.0  # then it runs at the real pace
+    assert (clock() % DAY_S) / 3600.0 == pytest.approx(11.0 + 90.0 / 3600.0)
