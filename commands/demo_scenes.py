@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chantier.alerts.rules import DEFAULT_RULES_FILE, Rule, RuleSet, load_rules
+from device.sensors.simulated import DAY_S
 
 DEMO_FOR_S = 8.0  # a rule's `for` in the demo: long enough to show "pending", short to watch
 DEMO_OFFLINE_S = 30.0  # silence before a machine counts as offline (10 min in the real rules)
@@ -63,7 +64,6 @@ DEFAULT_DURATION_S = 110.0
 # its own and the condensation scene never cleared. The demo's machines all live this hour of
 # a working day (UTC, the simulator's clock), whenever the demo runs; readings keep real times.
 DEMO_WEATHER_HOUR_UTC = 11.0
-DAY_S = 86_400.0
 
 
 def weather_clock(

@@ -184,13 +184,11 @@ def _aws_rules(region: str | None) -> RuleFailures:
     return RuleFailures(_object_reader(s3), rule_function)
 
 
-def _local_rules(info: Any) -> RuleFailures:
+def _local_rules(info: Any, template: Any) -> RuleFailures:
     import boto3
 
-    from cloud.local.template import LocalTemplate
-
     functions: dict[str, str] = {}
-    for spec in LocalTemplate().topic_rules():
+    for spec in template.topic_rules():
         lambdas = [a["Lambda"]["FunctionArn"] for a in spec.actions if "Lambda" in a]
         if len(lambdas) == 1:
             functions[spec.name] = str(lambdas[0])
@@ -232,14 +230,13 @@ def _aws_invoker(region: str | None) -> Invoke:
     return invoke
 
 
-def _local_invoker(info: Any) -> Invoke:
+def _local_invoker(info: Any, template: Any) -> Invoke:
     from pathlib import Path
 
     from cloud.local.functions import LocalFunctions
-    from cloud.local.template import LocalTemplate
 
     functions = LocalFunctions(
-        LocalTemplate().functions(),
+        template.functions(),
         info.boto3_kwargs,
         Path(info.state_dir) / "logs" / "functions.log",
     )
@@ -267,12 +264,14 @@ def run(args: argparse.Namespace) -> int:
         rules = _aws_rules(args.region)
     else:
         from cloud.local.stackinfo import StackInfo
+        from cloud.local.template import LocalTemplate
 
         info = StackInfo.load()
+        template = LocalTemplate()  # read once: the functions and the rules' actions
         sqs = boto3.client("sqs", **info.boto3_kwargs("sqs"))
         queue_url = args.queue_url or sqs.get_queue_url(QueueName=info.failures_queue)["QueueUrl"]
-        invoke = _local_invoker(info)
-        rules = _local_rules(info)
+        invoke = _local_invoker(info, template)
+        rules = _local_rules(info, template)
     replays = redrive(sqs, queue_url, invoke, rules)
     if not replays:
         print(f"nothing to replay: {queue_url} is empty")

@@ -1630,7 +1630,7 @@ def report(m: Measured, facts: Facts, args: argparse.Namespace) -> None:
     print(
         f"  idle at list price: {bound}${idle:.4f} a month, {facts.alarm_metrics} listed alarm "
         f"metrics, {facts.insights_alarm_metrics} Metrics Insights metrics "
-        f"(target <= $0.50: {'met' if idle <= IDLE_TARGET_USD else 'NOT met'})"
+        f"(target <= ${IDLE_TARGET_USD:.2f}: {'met' if idle <= IDLE_TARGET_USD else 'NOT met'})"
     )
     print(f"  with the never-expiring free tiers: ${_idle_free(idle_lines):.4f} a month")
     print(

@@ -8,7 +8,6 @@ import pytest
 
 from chantier.alerts.rules import load_rules
 from commands.demo_scenes import (
-    DAY_S,
     DEMO_FOR_S,
     DEMO_OFFLINE_S,
     demo_rules,
@@ -17,6 +16,7 @@ from commands.demo_scenes import (
     weather_clock,
 )
 from commands.simulator.fleet import fleet_names
+from device.sensors.simulated import DAY_S
 
 
 def test_every_fault_of_the_design_has_a_scene_on_the_default_site() -> None:
