@@ -465,10 +465,13 @@ def report(
         f"  p90 {running['p90']}  p99 {running['p99']}  max {running['max']}  (target: zero loss,"
         f" p99 <= {scenario.p99_target_ms} ms: {'met' if met else 'NOT met'})"
     )
+    ramp_end_ms, window = None, None
     if simulation.started_at is not None and simulation.stopped_at is not None:
         # The ramp is the run's busiest minute: every agent's TLS handshake, first batch and
         # health, on the same two cores as the stack.
         ramp_end_ms = stop_ms - int(1000 * (simulation.stopped_at - simulation.started_at))
+        window = meter.window(simulation.started_at, simulation.stopped_at)
+    if ramp_end_ms is not None:
         ramp = latencies([item for item in simulation.landed if item.sent_at_ms < ramp_end_ms])
         after = latencies(
             [item for item in simulation.landed if ramp_end_ms <= item.sent_at_ms < stop_ms]
@@ -488,9 +491,6 @@ def report(
         f"stop in the same second: p50 {stopping['p50']} ms  p99 {stopping['p99']}  "
         f"max {stopping['max']}"
     )
-    window = None
-    if simulation.started_at is not None and simulation.stopped_at is not None:
-        window = meter.window(simulation.started_at, simulation.stopped_at)
     if window is not None:
         first, last = window
         span = last.at - first.at
