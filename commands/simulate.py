@@ -55,6 +55,7 @@ def options_from(args: argparse.Namespace, state: Path) -> SimulateOptions:
         seed=args.seed,
         ramp_s=args.ramp,
         processes=args.processes,
+        queues=args.queue_dir.resolve() if args.queue_dir else None,
     )
 
 
@@ -150,6 +151,13 @@ def register(sub: Any) -> None:
         default=1,
         help="worker processes the machines are shared among (default 1; about one per 250 "
         "machines keeps them from contending for one interpreter)",
+    )
+    parser.add_argument(
+        "--queue-dir",
+        type=Path,
+        help="folder where the machines keep their durable queues (default: under the stack's "
+        "state folder); for hundreds of machines on one host, a RAM-backed folder such as "
+        "/dev/shm keeps their fsyncs from queueing on its one disk",
     )
     parser.add_argument(
         "--json",

@@ -247,6 +247,10 @@ class AlertEngine:
             transitions: list[Transition] = []
             if st.state is State.DISABLED or ts <= st.last_ts:
                 return transitions, bool(transitions)
+            if count == 0 and not st.memory:
+                # An empty memory already reads as nothing dropped in any scope: storing
+                # {scope, 0} would cost every new machine (and its every new boot) a write.
+                return transitions, False
             before = dict(st.memory)
             previous = st.memory.get("count", 0) if st.memory.get("scope") == scope else 0
             lost = count - previous

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,14 @@ FLEET = (
     ("cabin", "site-cabin"),
 )
 BASIC_INGEST_PREFIX = "$aws/rules/chantier_{kind}/"
+# A RAM-backed folder on Linux: the machines' queues there are durable in the same code, and
+# their fsyncs cost nothing (each simulated machine stands for a Pi with a card of its own).
+RAM_FOLDER = Path("/dev/shm")
+
+
+def ram_folder() -> Path | None:
+    """The host's RAM-backed folder when it has a writable one, else None."""
+    return RAM_FOLDER if RAM_FOLDER.is_dir() and os.access(RAM_FOLDER, os.W_OK) else None
 
 
 @dataclass(frozen=True)

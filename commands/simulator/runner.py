@@ -30,6 +30,8 @@ AGENT_JOIN_S = 15.0
 AGENT_JOIN_PER_AGENT_S = 0.05
 PROGRESS_EVERY_S = 2.0
 IN_LIMIT = 100
+# From this many machines on one host, queues on its disk slow the run (docs/performance.md).
+QUEUE_HINT_DEVICES = 200
 
 
 class SimulationRefusedError(RuntimeError):
@@ -85,6 +87,10 @@ class SimulateOptions:
     # Lower CPU priority of those worker processes (0: as this one): a benchmark gives the
     # stack the cores first, since the machines stand for hardware with CPUs of their own.
     niceness: int = 0
+    # Where the machines keep their durable queues (None: under the stack's state folder). A
+    # thousand machines on one host share its disk: each commits every reading with an fsync,
+    # as a Pi does on its own SD card, and the host's disk then paces the whole run.
+    queues: Path | None = None
 
 
 @dataclass
@@ -196,7 +202,7 @@ class Simulation:
     def _configs(self, run_id: str) -> list[Any]:
         from cloud.local.provisioning import provision_local_fleet
         from cloud.local.stackinfo import StackInfo
-        from commands.simulator.fleet import Machine, agent_config
+        from commands.simulator.fleet import Machine, agent_config, ram_folder
         from provisioning.service import DeviceSpec
 
         o = self.opts
@@ -208,6 +214,11 @@ class Simulation:
             f"{len(devices)} machines ready ({self.summary.reused} reused, "
             f"{len(devices) - self.summary.reused} provisioned) on site {o.site}"
         )
+        if o.queues is None and o.devices >= QUEUE_HINT_DEVICES and ram_folder() is not None:
+            self.say(
+                f"their queues are on this host's disk, where {o.devices} machines' fsyncs "
+                f"wait for each other: --queue-dir {ram_folder()} keeps them in memory"
+            )
         faults = fault_configs(o.faults, o.duration_s)
         handle = SimpleNamespace(info=info)  # agent_config only reads the stack's description
         configs = []
@@ -230,7 +241,7 @@ class Simulation:
             )
             # A queue per run: readings still queued when a run stops must never be sent later
             # under another run's id by the same machine.
-            queue_dir = Path(info.state_dir) / "devices" / device.thing / "runs" / run_id
+            queue_dir = self._queues_root(info) / device.thing / "runs" / run_id
             configs.append(
                 dataclasses.replace(
                     config, sample_interval_s=o.interval_s, sensors=sensors, state_dir=queue_dir
@@ -314,6 +325,9 @@ class Simulation:
             self.say(f"{count} agents stopped in {time.monotonic() - began:.1f} s")
         return results
 
+    def _queues_root(self, info: Any) -> Path:
+        return self.opts.queues or Path(info.state_dir) / "devices"
+
     def _stack_stopped(self, info: Any) -> bool:
         """True (and said once) when the local stack's process is gone: nothing can land."""
         from cloud.local.stackinfo import pid_alive
@@ -323,7 +337,7 @@ class Simulation:
         self.summary.stack_stopped = (
             f"the local stack (process {info.pid}) stopped during the run: nothing more can "
             "land, so the run ends now; what the machines had not sent stays in their queues "
-            f"under {Path(info.state_dir) / 'devices'}"
+            f"under {self._queues_root(info)}"
         )
         self.say(self.summary.stack_stopped)
         return True

@@ -26,7 +26,8 @@ batch every 5 s (the old design's interval: the heaviest steady load of the flee
 and health every minute; the trials then do not wait for an idle stack, which never comes.
 Their worker processes run at a lower CPU priority (nice 10): on a real site each machine has
 its own Pi, and here their sampling and queue work would otherwise compete with the stack for
-the same two cores.
+the same two cores. For the same reason their queues live in /dev/shm when the host has it:
+each machine's fsyncs would go to its own card, not to this host's one disk.
 """
 
 from __future__ import annotations
@@ -171,15 +172,20 @@ def fleet(stack: LocalStack, devices: int) -> Iterator[int]:
 
     from cloud.local.provisioning import provision_local_fleet
     from commands.simulator.agents import ProcessRunner
-    from commands.simulator.fleet import Machine, agent_config, fleet_names
+    from commands.simulator.fleet import Machine, agent_config, fleet_names, ram_folder
     from provisioning.service import DeviceSpec
 
     specs = [DeviceSpec(f"load-{t}", "load-site", e) for t, e in fleet_names(devices)]
+    queues = Path(tempfile.mkdtemp(prefix="bench-alert-queues-", dir=ram_folder()))
     configs = []
     for index, device in enumerate(provision_local_fleet(specs, state_dir=stack.state_dir)):
         machine = Machine(device.thing, device.site, device.equipment, device.bundle_dir)
         config = agent_config(machine, stack, seed=index, batch_age_s=FLEET_BATCH_S)
-        configs.append(dataclasses.replace(config, health_interval_s=FLEET_HEALTH_S))
+        configs.append(
+            dataclasses.replace(
+                config, health_interval_s=FLEET_HEALTH_S, state_dir=queues / device.thing
+            )
+        )
     runner = ProcessRunner(max(1, devices // 250 + 1), niceness=FLEET_NICENESS)
     stop = threading.Event()
     first = time.monotonic()
@@ -190,6 +196,7 @@ def fleet(stack: LocalStack, devices: int) -> Iterator[int]:
     finally:
         stop.set()
         runner.stop(15)
+        shutil.rmtree(queues, ignore_errors=True)
 
 
 def run(trials: int, back_to_back: bool, devices: int) -> None:

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python tests/benchmarks/bench_fleet_scale.py [--scenario quick|100|1000|1000-live]
      [--devices N] [--duration S] [--batch-age S] [--ramp S] [--health S] [--interval S]
-     [--processes P] [--progress] [--keep]
+     [--processes P] [--queue-dir DIR] [--progress] [--keep]
 Prints figures only; the targets (docs/performance.md, design brief) are:
 - scenario 1000: 1,000 machines at the agent's defaults (batches of at most 64 KiB or 15 min,
   early on a deadband within a budget, health hourly, each sensor read every 5 s):
@@ -17,7 +17,10 @@ children), in a temporary folder, on free ports of 127.0.0.1. The machines run t
 `chantier simulate`'s code (commands/simulator/runner.py): each is the real agent with its durable
 SQLite queue and its own MQTT connection over mutual TLS, tagged with the run; they are shared
 among worker processes (one per 250 machines, commands/simulator/agents.py) and start one after the
-other over one batch age (--ramp), as a fleet's clocks are not aligned.
+other over one batch age (--ramp), as a fleet's clocks are not aligned. Their queues live in
+/dev/shm when the host has it (--queue-dir): each agent commits every reading with an fsync,
+as it would on its Pi's own card, and 1,000 of them sharing this host's one disk made the
+simulated machines, not the data path, the slowest part of the run (docs/performance.md).
 
 End-to-end latency is measured per batch, from its `sentAt` (the agent's wall clock when it
 formed the batch; it then commits it to its queue and publishes it) to the moment the local
@@ -35,7 +38,7 @@ the S3 put itself.
 
 Loss: every batch the broker acknowledged must have landed in S3 (matched by thing, boot and
 sequence number; the bucket is listed at the end to check each is there), and every reading
-taken must be acknowledged or still in its machine's queue on disk when the run stops:
+taken must be acknowledged or still in its machine's queue when the run stops:
 lost = (taken - acknowledged - still queued) + readings of acknowledged batches never landed.
 
 CPU is the mean share of one core of each group of processes between the last machine's start
@@ -69,6 +72,7 @@ sys.path[:0] = [str(ROOT)]
 from cloud.local.landings import JournalReader, journal_path  # noqa: E402
 from cloud.local.stackinfo import StackInfo, StackNotRunningError  # noqa: E402
 from commands.api_client import ApiClient  # noqa: E402
+from commands.simulator.fleet import ram_folder  # noqa: E402
 from commands.simulator.landings import Landed, percentile  # noqa: E402
 from commands.simulator.runner import SimulateOptions, Simulation, SimulationSummary  # noqa: E402
 from device.config import AgentConfig  # noqa: E402
@@ -359,9 +363,18 @@ def broker_limit(info: StackInfo, payload_bytes: int) -> Flood:
 
 # ---------- one run ----------
 def run(
-    scenario: Scenario, ramp_s: float, processes: int, niceness: int, progress: bool, keep: bool
+    scenario: Scenario,
+    ramp_s: float,
+    processes: int,
+    niceness: int,
+    progress: bool,
+    keep: bool,
+    queue_parent: Path | None = None,
 ) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    queues = (
+        Path(tempfile.mkdtemp(prefix="bench-queues-", dir=queue_parent)) if queue_parent else None
+    )
     stack = StackProcess(root / "stack")
     stop = threading.Event()
     budget = ramp_s + scenario.duration_s + OVERHEAD_S + OVERHEAD_PER_DEVICE_S * scenario.devices
@@ -370,6 +383,8 @@ def run(
     failed = True
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(lambda: _cleanup(root, failed))
+        if queues is not None:
+            cleanup.callback(lambda: _cleanup_queues(queues, failed))
         cleanup.callback(stack.stop)
         cleanup.callback(watchdog.cancel)
         info = stack.start()
@@ -391,6 +406,7 @@ def run(
             count_api_readings=False,
             processes=processes,
             niceness=niceness,
+            queues=queues,
         )
         stream = sys.stderr if progress else cleanup.enter_context(open(root / "progress.log", "w"))
         simulation = Simulation(opts, ApiClient(info.api_url, info.api_token), stream)
@@ -421,6 +437,16 @@ def _cleanup(root: Path, failed: bool) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _cleanup_queues(queues: Path, failed: bool) -> None:
+    if failed:
+        print(
+            f"kept: the machines' queues in {queues} (remove it to free that space)",
+            file=sys.stderr,
+        )
+    else:
+        shutil.rmtree(queues, ignore_errors=True)
+
+
 def report(
     scenario: Scenario,
     ramp_s: float,
@@ -441,6 +467,7 @@ def report(
         f"after a {ramp_s:.0f} s ramp, {scenario.cadence()}; agents in "
         f"{simulation.opts.processes} process(es)"
         + (f" at nice {simulation.opts.niceness}" if simulation.opts.niceness else "")
+        + f", their queues in {simulation.opts.queues or 'the stack folder'}"
     )
     print(
         f"  readings taken {s.readings}; acknowledged {s.acknowledged_readings} in "
@@ -548,6 +575,13 @@ def main() -> None:
         help="lower CPU priority of the agents' worker processes (default 0; they stand for "
         "hardware with CPUs of their own, so 10 gives the stack the cores first)",
     )
+    parser.add_argument(
+        "--queue-dir",
+        type=Path,
+        default=ram_folder(),
+        help="folder in which the machines' durable queues are made (default: "
+        f"{ram_folder() or 'the run folder, on disk'}); see docs/performance.md for why",
+    )
     parser.add_argument("--progress", action="store_true", help="progress lines on stderr")
     parser.add_argument("--keep", action="store_true", help="keep the state folder and logs")
     args = parser.parse_args()
@@ -570,7 +604,7 @@ def main() -> None:
     # The agents' own warnings (disconnected at stop, a thousand times) are not figures.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run(scenario, ramp_s, processes, args.nice, args.progress, args.keep)
+        run(scenario, ramp_s, processes, args.nice, args.progress, args.keep, args.queue_dir)
     except BenchError as exc:
         print(f"bench_fleet_scale: {exc}", file=sys.stderr)
         sys.exit(2)

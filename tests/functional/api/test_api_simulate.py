@@ -14,6 +14,7 @@ from cloud.alerts.dynamodb_store import state_to_item
 from cloud.local.stack import LocalStack
 from commands.api_client import ApiClient
 from commands.simulator.runner import SimulateOptions, Simulation, SimulationRefusedError
+from device.queue import QUEUE_FILE
 
 pytestmark = pytest.mark.functional
 
@@ -90,7 +91,7 @@ def test_simulate_is_refused_when_five_runs_are_running(stack: LocalStack) -> No
         interrupt_all(info)
 
 
-def test_simulate_in_worker_processes_with_a_ramp(stack: LocalStack) -> None:
+def test_simulate_in_worker_processes_with_a_ramp(stack: LocalStack, tmp_path: Path) -> None:
     info = stack.info
     assert info is not None
     interrupt_all(info)
@@ -104,6 +105,7 @@ def test_simulate_in_worker_processes_with_a_ramp(stack: LocalStack) -> None:
         processes=2,
         health_interval_s=5.0,
         count_api_readings=False,
+        queues=tmp_path / "queues",
     )
     simulation = Simulation(opts, api, io.StringIO())
     summary = simulation.run(threading.Event())
@@ -118,6 +120,11 @@ def test_simulate_in_worker_processes_with_a_ramp(stack: LocalStack) -> None:
     assert summary.ok
     assert simulation.started_at is not None and simulation.stopped_at_ms is not None
     assert all(item.batch[0].startswith("psim-") for item in simulation.landed)
+    # the machines kept their queues in the folder given, not under the stack's state folder
+    run_id = summary.run_id
+    for thing in summary.devices:
+        assert (tmp_path / "queues" / thing / "runs" / run_id / QUEUE_FILE).is_file()
+        assert not (Path(info.state_dir) / "devices" / thing / "runs" / run_id).exists()
 
 
 def test_a_second_run_on_a_busy_fleet_is_refused_and_closed(stack: LocalStack) -> None:

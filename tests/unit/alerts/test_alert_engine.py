@@ -202,6 +202,33 @@ def test_data_loss_from_health_latches() -> None:
     assert store.get_state(AlertKey("exc-01", "*", "data-loss")).state is State.NORMAL  # type: ignore[union-attr]
 
 
+def test_health_with_nothing_dropped_stores_no_data_loss_state_until_a_loss() -> None:
+    engine, store, clock = make_engine()
+    key = AlertKey("exc-01", "*", "data-loss")
+    base = {"thing": "exc-01", "site": "lyon-part-dieu", "equipment": "excavator", "boot": "b00t"}
+    for minute in range(3):
+        clock.now = T0 + minute * MINUTE
+        quiet = {**base, "sentAt": clock.now, "dropped": {"total": 0, "sinceBoot": 0}}
+        assert engine.process_health(quiet) == []
+    assert store.get_state(key) is None and store.states == {}
+    clock.now = T0 + 3 * MINUTE
+    lost = engine.process_health({**base, "sentAt": clock.now, "dropped": {"total": 4}})
+    assert moves(lost) == [("NORMAL", "ACTIVE", "warning")] and lost[0].value == 4
+
+
+def test_data_loss_counter_that_went_back_to_zero_is_stored_so_the_next_loss_counts() -> None:
+    engine, store, _clock = make_engine()
+    key = AlertKey("exc-01", "*", "data-loss")
+    base = {"thing": "exc-01", "site": "lyon-part-dieu", "equipment": "excavator", "boot": "b00t"}
+    engine.process_health({**base, "sentAt": T0, "dropped": {"total": 9}})
+    engine.acknowledge("exc-01", "*", "data-loss", "marie")
+    # the agent's state was wiped (a reinstall): its total starts again from zero
+    engine.process_health({**base, "sentAt": T0 + MINUTE, "dropped": {"total": 0}})
+    assert store.get_state(key).memory == {"scope": "total", "count": 0}  # type: ignore[union-attr]
+    again = engine.process_health({**base, "sentAt": T0 + 2 * MINUTE, "dropped": {"total": 2}})
+    assert moves(again) == [("NORMAL", "ACTIVE", "warning")] and again[0].value == 2
+
+
 def _health(at: int, *sensors: tuple[str, str]) -> dict[str, Any]:
     return {
         "thing": "exc-01",

@@ -40,3 +40,9 @@ def test_an_unknown_profile_is_refused(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         parse("--reporting", "hourly")
     assert "invalid choice: 'hourly'" in capsys.readouterr().err
+
+
+def test_queues_stay_under_the_state_folder_unless_a_folder_is_given(tmp_path: Path) -> None:
+    assert simulate.options_from(parse(), Path("state")).queues is None
+    opts = simulate.options_from(parse("--queue-dir", str(tmp_path / "q")), Path("state"))
+    assert opts.queues == tmp_path / "q"
