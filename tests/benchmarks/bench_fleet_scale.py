@@ -382,9 +382,15 @@ def run(
     watchdog.daemon = True
     failed = True
     with contextlib.ExitStack() as cleanup:
-        cleanup.callback(lambda: _cleanup(root, failed))
+        cleanup.callback(
+            lambda: _cleanup(root, failed, "landing journal: stack/logs/landings.jsonl")
+        )
         if queues is not None:
-            cleanup.callback(lambda: _cleanup_queues(queues, failed))
+            cleanup.callback(
+                lambda: _cleanup(
+                    queues, failed, "the machines' queues: remove it to free that space"
+                )
+            )
         cleanup.callback(stack.stop)
         cleanup.callback(watchdog.cancel)
         info = stack.start()
@@ -430,21 +436,12 @@ def run(
         failed = keep or not summary.ok  # a loss keeps the logs
 
 
-def _cleanup(root: Path, failed: bool) -> None:
+def _cleanup(folder: Path, failed: bool, kept: str) -> None:
+    """Remove `folder`, or keep it after a failed run and say what it holds (`kept`)."""
     if failed:
-        print(f"kept: {root} (landing journal: stack/logs/landings.jsonl)", file=sys.stderr)
+        print(f"kept: {folder} ({kept})", file=sys.stderr)
     else:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _cleanup_queues(queues: Path, failed: bool) -> None:
-    if failed:
-        print(
-            f"kept: the machines' queues in {queues} (remove it to free that space)",
-            file=sys.stderr,
-        )
-    else:
-        shutil.rmtree(queues, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def report(
@@ -492,13 +489,12 @@ def report(
         f"  p90 {running['p90']}  p99 {running['p99']}  max {running['max']}  (target: zero loss,"
         f" p99 <= {scenario.p99_target_ms} ms: {'met' if met else 'NOT met'})"
     )
-    ramp_end_ms, window = None, None
+    window = None
     if simulation.started_at is not None and simulation.stopped_at is not None:
+        window = meter.window(simulation.started_at, simulation.stopped_at)
         # The ramp is the run's busiest minute: every agent's TLS handshake, first batch and
         # health, on the same two cores as the stack.
         ramp_end_ms = stop_ms - int(1000 * (simulation.stopped_at - simulation.started_at))
-        window = meter.window(simulation.started_at, simulation.stopped_at)
-    if ramp_end_ms is not None:
         ramp = latencies([item for item in simulation.landed if item.sent_at_ms < ramp_end_ms])
         after = latencies(
             [item for item in simulation.landed if ramp_end_ms <= item.sent_at_ms < stop_ms]
