@@ -1,6 +1,7 @@
 """Local stack: time from publishing a reading that crosses a level to the ACTIVE item in DynamoDB.
 
 Run: .venv/bin/python tests/benchmarks/bench_alert_latency.py [--trials N] [--fleet N]
+     [--fleet-batch-s S]
 Prints figures only; the target (docs/performance.md) is p99 <= 50 ms over >= 200 trials, on
 an idle stack and while 100 other machines publish (`--fleet 100`). Below the figure, the
 trial split at the ingest function's read of the machine's states: where an alert waits.
@@ -22,8 +23,9 @@ everything the rule has seen.
 
 With `--fleet N`, N more provisioned machines run the real agent (the simulator's worker
 processes, commands/simulator/agents.py) against the same stack the whole time, each sending a
-batch every 5 s (the old design's interval: the heaviest steady load of the fleet benchmarks)
-and health every minute; the trials then do not wait for an idle stack, which never comes.
+batch every 5 s (the old design's interval: the heaviest steady load of the fleet benchmarks;
+`--fleet-batch-s 60` is the `live` profile's) and health every minute; the trials then do not
+wait for an idle stack, which never comes.
 Their worker processes run at a lower CPU priority (nice 10): on a real site each machine has
 its own Pi, and here their sampling and queue work would otherwise compete with the stack for
 the same two cores. For the same reason their queues live in /dev/shm when the host has it:
@@ -163,8 +165,9 @@ FLEET_NICENESS = 10
 
 
 @contextlib.contextmanager
-def fleet(stack: LocalStack, devices: int) -> Iterator[int]:
-    """`devices` real agents publishing on `stack` until the block ends; yields their number."""
+def fleet(stack: LocalStack, devices: int, batch_s: float = FLEET_BATCH_S) -> Iterator[int]:
+    """`devices` real agents, a batch every `batch_s`, publishing on `stack` until the block
+    ends; yields their number."""
     if devices == 0:
         yield 0
         return
@@ -177,21 +180,23 @@ def fleet(stack: LocalStack, devices: int) -> Iterator[int]:
 
     specs = [DeviceSpec(f"load-{t}", "load-site", e) for t, e in fleet_names(devices)]
     queues = Path(tempfile.mkdtemp(prefix="bench-alert-queues-", dir=ram_folder()))
-    configs = []
-    for index, device in enumerate(provision_local_fleet(specs, state_dir=stack.state_dir)):
-        machine = Machine(device.thing, device.site, device.equipment, device.bundle_dir)
-        config = agent_config(machine, stack, seed=index, batch_age_s=FLEET_BATCH_S)
-        configs.append(
-            dataclasses.replace(
-                config, health_interval_s=FLEET_HEALTH_S, state_dir=queues / device.thing
-            )
-        )
     runner = ProcessRunner(max(1, devices // 250 + 1), niceness=FLEET_NICENESS)
     stop = threading.Event()
-    first = time.monotonic()
-    runner.start(configs, [first + i * FLEET_BATCH_S / devices for i in range(devices)], stop)
-    time.sleep(2 * FLEET_BATCH_S)  # every machine has sent a batch or two: steady load
+    # Whatever fails, from provisioning on, the started workers stop and the queues go.
     try:
+        configs = []
+        for index, device in enumerate(provision_local_fleet(specs, state_dir=stack.state_dir)):
+            machine = Machine(device.thing, device.site, device.equipment, device.bundle_dir)
+            config = agent_config(machine, stack, seed=index, batch_age_s=batch_s)
+            configs.append(
+                dataclasses.replace(
+                    config, health_interval_s=FLEET_HEALTH_S, state_dir=queues / device.thing
+                )
+            )
+        first = time.monotonic()
+        runner.start(configs, [first + i * batch_s / devices for i in range(devices)], stop)
+        # Starts are spread over one interval: after it and one more 5 s, every machine publishes.
+        time.sleep(batch_s + FLEET_BATCH_S)
         yield runner.started
     finally:
         stop.set()
@@ -199,7 +204,7 @@ def fleet(stack: LocalStack, devices: int) -> Iterator[int]:
         shutil.rmtree(queues, ignore_errors=True)
 
 
-def run(trials: int, back_to_back: bool, devices: int) -> None:
+def run(trials: int, back_to_back: bool, devices: int, batch_s: float = FLEET_BATCH_S) -> None:
     state = Path(tempfile.mkdtemp(prefix="bench-alert-"))
     # The handlers' EMF metric lines go to stdout; keep them out of the figures printed below.
     finished = Finished("exc-99")
@@ -212,7 +217,7 @@ def run(trials: int, back_to_back: bool, devices: int) -> None:
         stack.warm()  # as `chantier stack up` and `chantier demo` do
         machine, _ = provision_machine(stack, "exc-99", "bench-site", "excavator")
         load = contextlib.ExitStack()
-        running = load.enter_context(fleet(stack, devices))
+        running = load.enter_context(fleet(stack, devices, batch_s))
         table = alerts_table(stack)
         timeline = int(time.time() * 1000) - (trials + 2) * 60_000
         latencies: list[float] = []
@@ -258,7 +263,7 @@ def run(trials: int, back_to_back: bool, devices: int) -> None:
     print(
         f"reading crosses a level -> ACTIVE in DynamoDB (local stack, {len(latencies)} trials"
         f"{', back to back' if back_to_back else ''}"
-        f"{f', while {running} machines publish a batch every 5 s' if running else ''}, "
+        f"{f', while {running} machines publish a batch every {batch_s:g} s' if running else ''}, "
         f"{timeouts} timeouts): p50 {statistics.median(latencies):.1f} ms  "
         f"p90 {percentile(latencies, 0.90):.1f}  p99 {percentile(latencies, 0.99):.1f}  "
         f"max {latencies[-1]:.1f}  (target p99 <= 50 ms)"
@@ -289,10 +294,20 @@ def main() -> None:
     parser.add_argument(
         "--fleet", type=int, default=0, help="machines publishing on the same stack meanwhile"
     )
+    parser.add_argument(
+        "--fleet-batch-s",
+        type=float,
+        default=FLEET_BATCH_S,
+        help=f"seconds between a fleet machine's batches (default {FLEET_BATCH_S:g}; the `live` "
+        "profile: 60)",
+    )
     args = parser.parse_args()
-    if args.trials < 1 or args.fleet < 0:
-        parser.error("--trials: expected 1 or more; --fleet: expected 0 or more")
-    run(args.trials, args.back_to_back, args.fleet)
+    if args.trials < 1 or args.fleet < 0 or args.fleet_batch_s < 1:
+        parser.error(
+            "--trials: expected 1 or more; --fleet: expected 0 or more; "
+            "--fleet-batch-s: expected 1 or more"
+        )
+    run(args.trials, args.back_to_back, args.fleet, args.fleet_batch_s)
 
 
 if __name__ == "__main__":
