@@ -158,6 +158,8 @@ def percentile(sorted_ms: list[float], fraction: float) -> float:
 
 
 FLEET_BATCH_S = 5.0
+# After the starts, spread over one batch interval, this long more before the trials begin.
+FLEET_SETTLE_S = 5.0
 FLEET_HEALTH_S = 60.0
 # The simulated machines stand for hardware of their own: at a lower CPU priority they load
 # the stack with their messages, not with their own sampling and SQLite work on its two cores.
@@ -165,7 +167,7 @@ FLEET_NICENESS = 10
 
 
 @contextlib.contextmanager
-def fleet(stack: LocalStack, devices: int, batch_s: float = FLEET_BATCH_S) -> Iterator[int]:
+def fleet(stack: LocalStack, devices: int, batch_s: float) -> Iterator[int]:
     """`devices` real agents, a batch every `batch_s`, publishing on `stack` until the block
     ends; yields their number."""
     if devices == 0:
@@ -195,8 +197,7 @@ def fleet(stack: LocalStack, devices: int, batch_s: float = FLEET_BATCH_S) -> It
             )
         first = time.monotonic()
         runner.start(configs, [first + i * batch_s / devices for i in range(devices)], stop)
-        # Starts are spread over one interval: after it and one more 5 s, every machine publishes.
-        time.sleep(batch_s + FLEET_BATCH_S)
+        time.sleep(batch_s + FLEET_SETTLE_S)  # every machine has started and publishes
         yield runner.started
     finally:
         stop.set()
@@ -204,7 +205,7 @@ def fleet(stack: LocalStack, devices: int, batch_s: float = FLEET_BATCH_S) -> It
         shutil.rmtree(queues, ignore_errors=True)
 
 
-def run(trials: int, back_to_back: bool, devices: int, batch_s: float = FLEET_BATCH_S) -> None:
+def run(trials: int, back_to_back: bool, devices: int, batch_s: float) -> None:
     state = Path(tempfile.mkdtemp(prefix="bench-alert-"))
     # The handlers' EMF metric lines go to stdout; keep them out of the figures printed below.
     finished = Finished("exc-99")
