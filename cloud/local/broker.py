@@ -141,6 +141,7 @@ def render_config(port: int, files: BrokerFiles, ca: Path, cert: Path, key: Path
             f"max_packet_size {MAX_PACKET_BYTES}",
             f"max_queued_messages {MAX_QUEUED_MESSAGES}",
             f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+            "set_tcp_nodelay true",
             f"listener {port} 127.0.0.1",
             "protocol mqtt",
             f"cafile {ca}",

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +63,9 @@ class RulesEngine:
     ) -> None:
         """`invoke` hands an event to a function as Lambda's asynchronous invocation does
         (retries and the on-failure destination are its concern, cloud/local/functions.py);
-        `action_threads` bounds the actions under way at once, all messages together."""
+        `action_threads` bounds the actions of rules with several actions under way at once,
+        all messages together; a rule's only action runs on the thread that handles the
+        message."""
         self.rules = [CompiledRule(spec, compile_statement(spec.sql)) for spec in rules]
         self._s3 = s3_client
         self._invoke = invoke
@@ -116,27 +118,44 @@ class RulesEngine:
             return 0
         # IoT Core runs a rule's actions independently of each other, so the alerting Lambda
         # does not wait for the S3 write; the actions of one message run side by side here too.
-        pending = []
-        for action in rule.spec.actions:
-            ((kind, params),) = action.items()
-            pending.append(
+        # A rule's only action runs on this thread: nothing runs beside it, and handing it to
+        # an action thread cost the alert path one more wait for the interpreter lock.
+        actions = [next(iter(action.items())) for action in rule.spec.actions]
+        if len(actions) == 1:
+            kind, params = actions[0]
+            errors = [(kind, params, self._attempt(kind, params, ctx, selected))]
+        else:
+            submitted = [
                 (kind, params, self._actions.submit(self._perform, kind, params, ctx, selected))
-            )
+                for kind, params in actions
+            ]
+            errors = [(kind, params, _awaited(future)) for kind, params, future in submitted]
         failures: list[tuple[str, str, str]] = []
-        done = 0
-        for kind, params, future in pending:
-            try:
-                future.result(timeout=ACTION_TIMEOUT_S)
-                done += 1
-                with self._lock:
+        for kind, params, error in errors:
+            with self._lock:
+                if error is None:
                     self.stats.actions[kind] += 1
-            except Exception as exc:  # any failure of an action is the error action's, as in AWS
-                failures.append((f"{kind}Action", _resource(kind, params), str(exc) or "timed out"))
-                with self._lock:
+                else:
                     self.stats.failures[kind] += 1
+            if error is not None:
+                failures.append((f"{kind}Action", _resource(kind, params), error))
         if failures:
             self._error_action(rule, ctx, topic, failures)
-        return done
+        return len(errors) - len(failures)
+
+    def _attempt(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        ctx: MessageContext,
+        selected: bytes | dict[str, Any],
+    ) -> str | None:
+        """Perform one action here; its error message, None when it succeeded."""
+        try:
+            self._perform(kind, params, ctx, selected)
+        except Exception as exc:  # any failure of an action is the error action's, as in AWS
+            return str(exc) or type(exc).__name__
+        return None
 
     def _perform(
         self,
@@ -212,6 +231,15 @@ class RulesEngine:
         with self._lock:
             self.stats.actions["ErrorAction"] += 1
         self._on_event("error-action", {"key": key, "rule": rule.spec.name, "failures": failures})
+
+
+def _awaited(future: Future[None]) -> str | None:
+    """The error message of an action performed on an action thread, None when it succeeded."""
+    try:
+        future.result(timeout=ACTION_TIMEOUT_S)
+    except Exception as exc:  # any failure of an action is the error action's, as in AWS
+        return str(exc) or "timed out"
+    return None
 
 
 def _document(ctx: MessageContext) -> Any:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from support.moto_tables import create_keyed_table
 
-from cloud.local.moto_server import application, partition_queries, request_handler
+from cloud.local.moto_server import (
+    application,
+    dynamodb_straight,
+    partition_queries,
+    request_handler,
+)
 
 REGION = "eu-west-3"
 
@@ -153,3 +160,123 @@ def test_the_heap_is_frozen_periodically_until_stopped(monkeypatch: pytest.Monke
     thread.join(5)
     assert not thread.is_alive()
     assert calls[:4] == ["collect", "freeze", "collect", "freeze"]
+
+
+class _Body:
+    """The raw body botocore reads an answer from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+def _answered_by(app: Any) -> Any:
+    """A DynamoDB client whose requests `app` answers in this process, through WSGI."""
+    from urllib.parse import urlsplit
+
+    from botocore.awsrequest import AWSResponse
+    from werkzeug.test import Client
+
+    client = boto3.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:5000",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    wsgi = Client(app)
+
+    def send(request: Any, **_: Any) -> AWSResponse:
+        headers = {
+            name: value.decode() if isinstance(value, bytes) else value
+            for name, value in request.headers.items()
+        }
+        answer = wsgi.open(
+            urlsplit(request.url).path or "/",
+            method=request.method,
+            headers=headers,
+            data=request.body,
+        )
+        return AWSResponse(
+            request.url, answer.status_code, dict(answer.headers), _Body(answer.get_data())
+        )
+
+    client.meta.events.register("before-send", send)
+    return client
+
+
+def _calls(client: Any, table: str) -> list[Any]:
+    """The answers to a run of DynamoDB calls on `table`, errors included, minus metadata."""
+    item = {"pk": {"S": "THING#1"}, "sk": {"S": "STATE#1"}, "version": {"N": "1"}}
+    steps: list[Callable[[], Any]] = [
+        lambda: create_keyed_table(client, table),
+        lambda: client.put_item(TableName=table, Item=item),
+        lambda: client.put_item(
+            TableName=table,
+            Item={**item, "version": {"N": "2"}},
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ),
+        lambda: client.get_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]}),
+        lambda: client.update_item(
+            TableName=table,
+            Key={"pk": item["pk"], "sk": item["sk"]},
+            UpdateExpression="SET version = version + :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="ALL_NEW",
+        ),
+        lambda: client.query(
+            TableName=table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "THING#1"}},
+        ),
+        lambda: client.get_item(TableName=f"{table}-missing", Key={"pk": item["pk"]}),
+        lambda: client.delete_item(
+            TableName=table, Key={"pk": item["pk"], "sk": item["sk"]}, ReturnValues="ALL_OLD"
+        ),
+        lambda: client.delete_table(TableName=table)["TableDescription"]["TableStatus"],
+    ]
+    answers: list[Any] = []
+    for step in steps:
+        try:
+            answer = step()
+        except ClientError as exc:
+            answer = {"error": exc.response["Error"], "item": exc.response.get("Item")}
+        if isinstance(answer, dict):
+            answer.pop("ResponseMetadata", None)
+            answer.pop("TableDescription", None)  # names the table, and its creation time
+        answers.append(json.loads(json.dumps(answer, default=str).replace(table, "TABLE")))
+    return answers
+
+
+def test_dynamodb_calls_skip_moto_s_flask_layers_and_get_the_same_answers() -> None:
+    via_flask = _calls(_answered_by(application()), "via-flask")
+    straight = _calls(_answered_by(dynamodb_straight(application())), "straight")
+    assert straight == via_flask
+    assert straight[2]["error"]["Code"] == "ConditionalCheckFailedException"
+    assert straight[2]["item"]["version"] == {"N": "1"}
+    assert straight[4]["Attributes"]["version"] == {"N": "2"}
+    assert straight[6]["error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_other_requests_go_on_to_moto_s_dispatcher() -> None:
+    from werkzeug.test import Client
+
+    reached: list[str] = []
+
+    def fallback(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        reached.append(environ.get("HTTP_X_AMZ_TARGET", environ["REQUEST_METHOD"]))
+        start_response("204 No Content", [])
+        return [b""]
+
+    wsgi = Client(dynamodb_straight(fallback))
+    wsgi.get("/")
+    wsgi.post("/", headers={"X-Amz-Target": "DynamoDBStreams_20120810.ListStreams"})
+    wsgi.post("/queue", headers={"X-Amz-Target": "DynamoDB_20120810.ListTables"})
+    assert reached == [
+        "GET",
+        "DynamoDBStreams_20120810.ListStreams",
+        "DynamoDB_20120810.ListTables",
+    ]
