@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from support.moto_tables import create_keyed_table  # noqa: E402
 
 from cloud.local.processes import MotoServer, free_port  # noqa: E402
 
@@ -70,18 +71,7 @@ def run(calls: int, threads: int) -> None:
         server.start(server.ready)
         try:
             setup = client(server.endpoint)
-            setup.create_table(
-                TableName="alerts",
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_keyed_table(setup, "alerts")  # the alerts table's keys and index
             for machine in range(MACHINES):
                 for n in range(STATES):
                     setup.put_item(TableName="alerts", Item=state(machine, n, 0))
