@@ -20,7 +20,7 @@ Run as `python -m cloud.local.moto_server -H 127.0.0.1 -p PORT`. Against the sto
   debug checks), listed the handler class's methods with `inspect`, and got a thread of its
   own: DynamoDB calls go straight to moto's DynamoDB handler, the method lists are kept, and
   request threads are kept for the next connection. The DynamoDB server's CPU per request of
-  the alert path went from 4.6 to 2.9 ms (docs/performance.md).
+  the alert path went from 4.1 to 3.1-3.3 ms (tests/benchmarks/bench_moto_server.py).
 Given `--mirror` and `--queues`, it also keeps the objects under `raw/` and `errors/` and the
 SQS messages as files, and puts them back when a restarted stack creates its bucket and queues.
 Everything else is moto's code unchanged.
@@ -325,7 +325,7 @@ def dynamodb_straight(fallback: Any) -> Any:
         ):
             return fallback(environ, start_response)
         # What moto's Flask view does for this handler, without the routing, CORS and debug
-        # layers around it: a quarter of the DynamoDB server's time under a fleet.
+        # layers around it: about a tenth of the DynamoDB server's time under a fleet.
         request = ServerRequest(environ)
         try:
             result = DynamoHandler.dispatch(request, request.raw_url, dict(request.headers))
