@@ -14,7 +14,6 @@ not the server's alone.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -24,22 +23,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "benchmarks")]
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from device_bench_support import cpu_seconds  # noqa: E402
 from support.moto_tables import create_keyed_table  # noqa: E402
 
 from cloud.local.processes import MotoServer, free_port  # noqa: E402
 
 MACHINES = 50
 STATES = 8
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def state(machine: int, n: int, version: int) -> dict[str, Any]:
