@@ -1,4 +1,5 @@
-"""Runs the template's Lambda handlers in process, each built with clients pointed at moto."""
+"""Runs the template's Lambda handlers, each built with clients pointed at moto: in this process,
+or in worker processes for the functions given to `LocalFunctions(processes=…)`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cloud.local.template import FunctionSpec
 
 if TYPE_CHECKING:
     from cloud.bootstrap import Boto3Kwargs
+    from cloud.local.function_processes import FunctionProcesses
 
 log = logging.getLogger(__name__)
 # Lambda waits about a minute, then two, between the attempts of an asynchronous event; the
@@ -51,10 +53,13 @@ class LocalFunctions:
         log_path: Path,
         local_parts: Mapping[str, Mapping[str, Any]] | None = None,
         retry_pauses_s: tuple[float, ...] = RETRY_PAUSES_S,
+        processes: FunctionProcesses | None = None,
     ) -> None:
         """`local_parts`: keyword arguments for some handler modules' `build`, by module name:
-        the local stand-ins of AWS services boto3 cannot reach on moto (Athena)."""
+        the local stand-ins of AWS services boto3 cannot reach on moto (Athena); `processes`
+        runs the functions it names in its worker processes, the others run here."""
         self._specs = dict(specs)
+        self._processes = processes
         self._retry_pauses_s = retry_pauses_s
         self._destinations: dict[str, Any] = {}
         self._stopping = threading.Event()
@@ -91,10 +96,13 @@ class LocalFunctions:
     def warm(self) -> None:
         """Build every handler now, as provisioned concurrency would, instead of on first use."""
         for arn in self._specs:
-            self._handler(arn)
+            if self._processes is None or arn not in self._processes.arns:
+                self._handler(arn)
+        if self._processes is not None:
+            self._processes.warm()
 
     def built(self) -> list[str]:
-        """Names of the functions whose handler is built, sorted."""
+        """Names of the functions built in this process, sorted."""
         with self._lock:
             return sorted(self._specs[arn].name for arn in self._handlers)
 
@@ -106,6 +114,8 @@ class LocalFunctions:
             return handler
 
     def invoke(self, arn: str, event: Any, request_id: str | None = None) -> Any:
+        if self._processes is not None and arn in self._processes.arns:
+            return self._processes.invoke(arn, event, request_id or str(uuid.uuid4()))
         handler = self._handler(arn)
         context = LocalContext(function_name=self._specs[arn].name, invoked_function_arn=arn)
         if request_id is not None:
@@ -194,3 +204,8 @@ class LocalFunctions:
     def close(self) -> None:
         """Stop waiting between attempts: failures under way are kept at once."""
         self._stopping.set()
+
+    def stop_processes(self) -> None:
+        """Stop the worker processes (once nothing invokes their functions any more)."""
+        if self._processes is not None:
+            self._processes.close()

@@ -26,6 +26,7 @@ from cloud.local.broker import (
     registry_things,
     write_acl,
 )
+from cloud.local.function_processes import FunctionProcesses, WorkerSetup
 from cloud.local.functions import LocalFunctions
 from cloud.local.lake import DuckDbLake, lake_dir
 from cloud.local.landings import LandingJournal, journal_path
@@ -36,7 +37,7 @@ from cloud.local.scheduler import LocalScheduler, scale_from_env
 from cloud.local.stackinfo import StackInfo
 from cloud.local.statelock import StateLock
 from cloud.local.supervisor import Supervisor
-from cloud.local.template import LocalTemplate
+from cloud.local.template import FunctionSpec, LocalTemplate
 
 log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -48,6 +49,11 @@ EventSink = Callable[[str, dict[str, Any]], None]
 # run on a loaded machine made the alert path slower, so the change was not kept:
 # docs/performance.md.)
 RULES_WORKERS = 8
+# Worker processes for the functions the topic rules invoke (cloud/local/function_processes.py):
+# 50-60 MB resident each, 35-45 MB of it their own (the rest shared with the fork server). Enough
+# for an alert beside a few fleet batches; fewer than the rules workers, since two cores run two
+# at a time. Only this size was measured (docs/performance.md).
+FUNCTION_PROCESSES = 4
 BROKER_RESUBSCRIBE_S = 30.0
 
 # The AWS APIs the template's resources live in, each served by one of the moto servers.
@@ -64,15 +70,18 @@ class LocalStack:
         template: LocalTemplate | None = None,
         function_env: Mapping[str, str] | None = None,
         schedule_scale: float | None = None,
+        prepare_workers: Callable[[], None] | None = None,
     ) -> None:
         """`function_env` is added to every function's environment (tests: a crafted rules
         file); `schedule_scale` multiplies schedule periods (default: CHANTIER_LOCAL_SCHEDULE_SCALE
-        or 1, see cloud/local/scheduler.py)."""
+        or 1, see cloud/local/scheduler.py); `prepare_workers`, a picklable function, runs in
+        each function worker process before its handlers are built (benchmarks' probes)."""
         self.state_dir = state_dir.resolve()
         self.on_event = on_event
         self.template = template or LocalTemplate()
         self.function_env = dict(function_env or {})
         self.schedule_scale = schedule_scale
+        self.prepare_workers = prepare_workers
         self.functions: LocalFunctions | None = None
         self.scheduler: LocalScheduler | None = None
         self.api: Any = None  # cloud.local.api_server.ApiServer once started
@@ -155,11 +164,13 @@ class LocalStack:
                 for arn, spec in self.template.functions().items()
             }
             lake = DuckDbLake(lake_dir(self.state_dir), info.raw_bucket)
+            function_log = self.state_dir / "logs" / "functions.log"
             functions = self.functions = LocalFunctions(
                 specs,
                 info.boto3_kwargs,
-                self.state_dir / "logs" / "functions.log",
+                function_log,
                 local_parts={"cloud.handlers.rollups": {"engine": lake}},
+                processes=self._function_processes(specs, info, function_log),
             )
             self.landings = LandingJournal(journal_path(self.state_dir))
             self.engine = RulesEngine(
@@ -243,6 +254,8 @@ class LocalStack:
                 self.bridge = None
         if self.engine is not None:
             self.engine.close()
+        if self.functions is not None:
+            self.functions.stop_processes()
         if self.landings is not None:
             self.landings.close()
             self.landings = None
@@ -257,6 +270,27 @@ class LocalStack:
             self.info.path.unlink(missing_ok=True)
             self.info = None
         self.lock.release()
+
+    def _function_processes(
+        self, specs: Mapping[str, FunctionSpec], info: StackInfo, log_path: Path
+    ) -> FunctionProcesses:
+        """Worker processes for the functions the topic rules invoke (the fleet's hot path);
+        scheduled functions run in this process, with the local parts only it holds."""
+        # A rule may name a function the template lacks: its action fails as in AWS.
+        invoked = {
+            action["Lambda"]["FunctionArn"]
+            for rule in self.template.topic_rules()
+            for action in rule.actions
+            if "Lambda" in action and action["Lambda"]["FunctionArn"] in specs
+        }
+        setup = WorkerSetup(
+            {arn: specs[arn] for arn in invoked},
+            info.boto3_kwargs,
+            log_path,
+            dict(os.environ),
+            self.prepare_workers,
+        )
+        return FunctionProcesses(invoked, setup, FUNCTION_PROCESSES, affinity=_event_thing)
 
     def _start_moto_servers(self) -> tuple[MotoServer, MotoServer]:
         """The moto server of every AWS API but DynamoDB (keeping raw objects and queued
@@ -421,3 +455,9 @@ class LocalStack:
 
     def drain(self, timeout_s: float = 5.0) -> bool:
         return bool(self.bridge.drain(timeout_s)) if self.bridge is not None else True
+
+
+def _event_thing(event: Any) -> str | None:
+    """The machine a topic rule's event speaks for (the topic's thing), when it names one."""
+    thing = event.get("thing") if isinstance(event, dict) else None
+    return thing if isinstance(thing, str) else None

@@ -24,6 +24,7 @@ _REF_IS_ARN = {"AWS::SNS::Topic"}
 # What Lambda does for an asynchronous invocation without an EventInvokeConfig.
 DEFAULT_ASYNC_RETRIES = 2
 DEFAULT_ASYNC_EVENT_AGE_S = 6 * 3600
+DEFAULT_TIMEOUT_S = 3.0  # a function's Timeout when neither it nor Globals set one, as in SAM
 _NO_VALUE = object()  # !Ref AWS::NoValue: the property is left out
 
 
@@ -65,6 +66,7 @@ class FunctionSpec:
     handler: str
     environment: dict[str, str] = field(default_factory=dict)
     asynchronous: AsyncInvokeSpec = field(default_factory=AsyncInvokeSpec)
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
 
 class LocalTemplate:
@@ -240,9 +242,8 @@ class LocalTemplate:
 
     def functions(self) -> dict[str, FunctionSpec]:
         """Functions by local ARN, with their environment merged from Globals."""
-        global_env = self.resolve(
-            self.document.get("Globals", {}).get("Function", {}).get("Environment", {})
-        ).get("Variables", {})
+        globals_ = self.document.get("Globals", {}).get("Function", {})
+        global_env = self.resolve(globals_.get("Environment", {})).get("Variables", {})
         invoke_configs = self._async_invoke_specs()
         out: dict[str, FunctionSpec] = {}
         for logical_id in self.of_type("AWS::Serverless::Function"):
@@ -255,6 +256,7 @@ class LocalTemplate:
                 handler=props["Handler"],
                 environment={key: str(value) for key, value in env.items()},
                 asynchronous=invoke_configs.get(name, AsyncInvokeSpec()),
+                timeout_s=float(props.get("Timeout", globals_.get("Timeout", DEFAULT_TIMEOUT_S))),
             )
         return out
 

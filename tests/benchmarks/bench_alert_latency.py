@@ -9,7 +9,7 @@ trial split at the ingest function's read of the machine's states: where an aler
 Each trial publishes, over the machine's own mTLS connection through Basic Ingest, one batch
 whose engine readings stay above the critical level for longer than the rule's `for` delay.
 The clock stops when DynamoDB answers the conditional PutItem that stores the ACTIVE state (a
-botocore hook in this process, where the local stack runs the handlers), so no polling competes
+botocore hook in the stack's function worker processes), so no polling competes
 with the pipeline for the moto server; a consistent GetItem then checks the item reads ACTIVE.
 A cool batch clears the alert so the next trial starts from NORMAL, and the next trial waits
 until the rules engine has finished with it: trials measure one alert on an idle stack, not a
@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
+import multiprocessing
 import re
 import shutil
 import statistics
@@ -81,55 +83,80 @@ class ActiveWritten(threading.Event):
     Also notes when the ingest function's read of the machine's states (a `Query` of its
     partition) went out and was answered, the step that splits the trial: what comes before it
     is the MQTT hop, the rules engine and validation; after it, rule evaluation and the write.
+    The ingest function runs in the stack's worker processes: `probe` installs botocore hooks
+    there, which send their marks here; perf_counter is the same clock in every process.
     """
 
     def __init__(self, thing: str) -> None:
         super().__init__()
         self.thing = thing
-        self.at = 0.0
-        self.query_sent = 0.0
-        self.query_answered = 0.0
+        self.at = self.query_sent = self.query_answered = 0.0
+        self._since = 0.0
+        self._marks: Any = multiprocessing.get_context("forkserver").SimpleQueue()
+        self._reader = threading.Thread(target=self._read, name="probe-marks", daemon=True)
+
+    def probe(self) -> functools.partial[None]:
+        """What each worker process runs before its handlers build their clients."""
+        return functools.partial(install_probe, self._marks, self.thing)
+
+    def start(self) -> None:
+        self._reader.start()
+
+    def stop(self) -> None:
+        self._marks.put(None)
+        self._reader.join(5)
 
     def clear(self) -> None:
         super().clear()
         self.at = self.query_sent = self.query_answered = 0.0
+        self._since = time.perf_counter()
 
-    def install(self) -> None:
-        import boto3
+    def _read(self) -> None:
+        while (mark := self._marks.get()) is not None:
+            kind, at = mark
+            if at < self._since or self.is_set():
+                continue  # the previous trial's, or the cool batch's
+            if kind == "query-sent" and not self.query_sent:
+                self.query_sent = at
+            elif kind == "query-answered" and self.query_sent and not self.query_answered:
+                self.query_answered = at
+            elif kind == "active":
+                # The outbox's second put of the same state comes later; the first one counts.
+                self.at = at
+                self.set()
 
-        events = boto3._get_default_session().events
-        events.register("before-call.dynamodb.PutItem", self._before)
-        events.register("after-call.dynamodb.PutItem", self._after)
-        events.register("before-call.dynamodb.Query", self._before_query)
-        events.register("after-call.dynamodb.Query", self._after_query)
 
-    def _mentions_thing(self, params: Any) -> tuple[bool, str]:
+def install_probe(marks: Any, thing: str) -> None:
+    """In a function worker: send `marks` the times of `thing`'s state reads and ACTIVE writes."""
+    import boto3
+
+    def mentioned(params: Any) -> tuple[bool, str]:
         body = params.get("body", b"")  # the serialized request, JSON text
         text = body.decode() if isinstance(body, bytes) else str(body)
-        return f"THING#{self.thing}" in text, text
+        return f"THING#{thing}" in text, text
 
-    def _before(self, params: Any, context: dict[str, Any], **_: Any) -> None:
-        mentioned, text = self._mentions_thing(params)
-        context["bench_active"] = (
-            mentioned and bool(_STATE.search(text)) and bool(_ACTIVE.search(text))
-        )
+    def before_put(params: Any, context: dict[str, Any], **_: Any) -> None:
+        found, text = mentioned(params)
+        context["bench_active"] = found and bool(_STATE.search(text) and _ACTIVE.search(text))
 
-    def _after(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
-        # The outbox's second put of the same state comes later; only the first one counts.
-        if context.get("bench_active") and http_response.status_code == 200 and not self.is_set():
-            self.at = time.perf_counter()
-            self.set()
+    def after_put(http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if context.get("bench_active") and http_response.status_code == 200:
+            marks.put(("active", time.perf_counter()))
 
-    def _before_query(self, params: Any, context: dict[str, Any], **_: Any) -> None:
-        # The first read of the machine's partition since the trial began: the hot batch's.
-        first = self._mentions_thing(params)[0] and not self.query_sent
-        context["bench_query"] = first
-        if first:
-            self.query_sent = time.perf_counter()
+    def before_query(params: Any, context: dict[str, Any], **_: Any) -> None:
+        context["bench_query"] = mentioned(params)[0]
+        if context["bench_query"]:
+            marks.put(("query-sent", time.perf_counter()))
 
-    def _after_query(self, context: dict[str, Any], **_: Any) -> None:
+    def after_query(context: dict[str, Any], **_: Any) -> None:
         if context.get("bench_query"):
-            self.query_answered = time.perf_counter()
+            marks.put(("query-answered", time.perf_counter()))
+
+    events = boto3._get_default_session().events
+    events.register("before-call.dynamodb.PutItem", before_put)
+    events.register("after-call.dynamodb.PutItem", after_put)
+    events.register("before-call.dynamodb.Query", before_query)
+    events.register("after-call.dynamodb.Query", after_query)
 
 
 class Finished:
@@ -209,12 +236,12 @@ def run(trials: int, back_to_back: bool, devices: int, batch_s: float) -> None:
     state = Path(tempfile.mkdtemp(prefix="bench-alert-"))
     # The handlers' EMF metric lines go to stdout; keep them out of the figures printed below.
     finished = Finished("exc-99")
+    stored = ActiveWritten("exc-99")
+    stored.start()
     with (
         contextlib.redirect_stdout(io.StringIO()),
-        LocalStack(state, on_event=finished.on_event) as stack,
+        LocalStack(state, on_event=finished.on_event, prepare_workers=stored.probe()) as stack,
     ):
-        stored = ActiveWritten("exc-99")
-        stored.install()  # before the handlers build their clients
         stack.warm()  # as `chantier stack up` and `chantier demo` do
         machine, _ = provision_machine(stack, "exc-99", "bench-site", "excavator")
         load = contextlib.ExitStack()
@@ -265,6 +292,7 @@ def run(trials: int, back_to_back: bool, devices: int, batch_s: float) -> None:
                 if not back_to_back and not running and not stack.drain(30):
                     raise RuntimeError(f"trial {trial}: the rules engine was still busy after 30 s")
         load.close()
+    stored.stop()
     shutil.rmtree(state, ignore_errors=True)  # kept when a trial fails, for its logs
     latencies.sort()
     print(

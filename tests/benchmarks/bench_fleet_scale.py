@@ -171,6 +171,12 @@ def child_pids(parent: int, marker: str) -> list[int]:
     return found
 
 
+def function_pids(stack_pid: int) -> list[int]:
+    """The stack's function worker processes and the fork server they come from."""
+    servers = child_pids(stack_pid, "multiprocessing.forkserver")
+    return [*servers, *(pid for server in servers for pid in child_pids(server, ""))]
+
+
 def agent_pids() -> list[int]:
     """This process and its agent worker processes (spawned by multiprocessing)."""
     return [os.getpid(), *child_pids(os.getpid(), "multiprocessing")]
@@ -395,7 +401,10 @@ def run(
         cleanup.callback(watchdog.cancel)
         info = stack.start()
         stack_pids = stack.pids()
-        meter = ProcessMeter(lambda: {**stack_pids, "agents": agent_pids()})
+        stack_pid = stack_pids["stack"][0]
+        meter = ProcessMeter(
+            lambda: {**stack_pids, "functions": function_pids(stack_pid), "agents": agent_pids()}
+        )
         meter.start()
         load_before = os.getloadavg()
         opts = SimulateOptions(

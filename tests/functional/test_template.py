@@ -164,3 +164,15 @@ def test_every_asynchronous_function_keeps_failed_events_in_one_alarmed_queue() 
 
 def _listed(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value]
+
+
+def test_each_function_carries_its_timeout_its_own_or_the_globals_one() -> None:
+    template = LocalTemplate()
+    functions = template.functions()
+    default = template.document["Globals"]["Function"]["Timeout"]
+    for logical_id in template.of_type("AWS::Serverless::Function"):
+        own = template.properties(logical_id).get("Timeout", default)
+        assert functions[template.arn(logical_id)].timeout_s == float(own), logical_id
+    # The local workers stop an invocation at this limit, as Lambda does.
+    assert functions[template.arn("IngestFunction")].timeout_s == 30.0
+    assert functions[template.arn("RollupsFunction")].timeout_s == 900.0
