@@ -22,7 +22,7 @@ import pickle
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -81,10 +81,17 @@ class _Worker:
 
     def call(self, request: tuple[str, Any, str], timeout_s: float) -> Any:
         """Send one request and wait for its answer; raises what the handler raised."""
+        self.send(request)
+        return self.answer(request, timeout_s)
+
+    def send(self, request: tuple[str, Any, str]) -> None:
         try:
             self.conn.send_bytes(pickle.dumps(request))
         except OSError:
             raise self._exited(request) from None
+
+    def answer(self, request: tuple[str, Any, str], timeout_s: float) -> Any:
+        """The answer to `request`, sent before; raises what the handler raised."""
         if not self.conn.poll(timeout_s):
             self.kill()
             raise FunctionTimeoutError(
@@ -124,7 +131,8 @@ class _Worker:
 
 
 class FunctionProcesses:
-    """Invokes the functions in `arns` in up to `size` worker processes, started as needed.
+    """Invokes the functions of `setup.specs` in up to `size` worker processes, started as
+    needed.
 
     An invocation goes to the idle worker that last served the same `affinity(event)` (for the
     ingest function, the machine: its registry entry and last-seen are warm there, as in a
@@ -134,14 +142,13 @@ class FunctionProcesses:
 
     def __init__(
         self,
-        arns: Collection[str],
         setup: WorkerSetup,
         size: int,
         affinity: Callable[[Any], Hashable | None] = lambda event: None,
     ) -> None:
         if size < 1:
             raise ValueError(f"size: expected 1 or more worker processes, got {size}")
-        self.arns = frozenset(arns)
+        self.arns = frozenset(setup.specs)
         self._setup = setup
         self._size = size
         self._affinity = affinity
@@ -166,17 +173,12 @@ class FunctionProcesses:
     def warm(self) -> None:
         """Start every worker now and build its handlers, as provisioned concurrency would."""
         taken = [self._take(START_TIMEOUT_S, None) for _ in range(self._size)]
+        request = (_WARM, None, "warm")
         try:
+            for worker in taken:  # all at once: the workers build side by side
+                worker.send(request)
             for worker in taken:
-                worker.conn.send_bytes(pickle.dumps((_WARM, None, "")))
-            for worker in taken:
-                if not worker.conn.poll(START_TIMEOUT_S):
-                    raise FunctionTimeoutError(
-                        f"a function worker did not build its handlers within {START_TIMEOUT_S} s"
-                    )
-                status, value, type_name = pickle.loads(worker.conn.recv_bytes())
-                if status == "error":
-                    raise _named(value, type_name)
+                worker.answer(request, START_TIMEOUT_S)
         finally:
             for worker in taken:
                 self._give(worker)

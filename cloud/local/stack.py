@@ -290,7 +290,7 @@ class LocalStack:
             dict(os.environ),
             self.prepare_workers,
         )
-        return FunctionProcesses(invoked, setup, FUNCTION_PROCESSES, affinity=_event_thing)
+        return FunctionProcesses(setup, FUNCTION_PROCESSES, affinity=_event_thing)
 
     def _start_moto_servers(self) -> tuple[MotoServer, MotoServer]:
         """The moto server of every AWS API but DynamoDB (keeping raw objects and queued

@@ -48,7 +48,7 @@ def workers(tmp_path: Path) -> Iterator[FunctionProcesses]:
         {**os.environ, "CHANTIER_PROBE": "from the stack"},
         prepare=prepare,
     )
-    processes = FunctionProcesses([ARN], setup, size=2, affinity=lambda event: event.get("thing"))
+    processes = FunctionProcesses(setup, size=2, affinity=lambda event: event.get("thing"))
     yield processes
     processes.close()
 
