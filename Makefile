@@ -10,21 +10,21 @@ DEMO_ARGS ?=
 UPLOT := cloud/local/dashboard/uplot.iife.min.js
 
 .PHONY: demo test unit functional e2e lint bench install install-local mosquitto chromium \
-	systemd-analyze clean package screenshots
+	systemd-analyze clean package screenshots dynalite
 
-demo: install-local mosquitto
+demo: install-local mosquitto dynalite
 	$(VENV)/bin/chantier demo $(DEMO_ARGS)
 
-test: install mosquitto chromium systemd-analyze lint
+test: install mosquitto dynalite chromium systemd-analyze lint
 	$(PY) -m pytest tests/unit tests/functional tests/e2e -q
 
 unit: install
 	$(PY) -m pytest tests/unit -q
 
-functional: install mosquitto systemd-analyze
+functional: install mosquitto dynalite systemd-analyze
 	$(PY) -m pytest tests/functional -q
 
-e2e: install mosquitto chromium
+e2e: install mosquitto dynalite chromium
 	$(PY) -m pytest tests/e2e -q
 
 lint: install
@@ -33,7 +33,7 @@ lint: install
 	$(VENV)/bin/mypy chantier device cloud provisioning commands
 	$(VENV)/bin/cfn-lint cloud/template.yaml
 
-bench: install mosquitto
+bench: install mosquitto dynalite
 	@set -e; for script in tests/benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script; done
 
 install: $(DEV_STAMP) $(UPLOT)
@@ -71,6 +71,18 @@ mosquitto:
 	@AFTER_INSTALL="systemctl disable --now mosquitto" \
 		bash scripts/install-os-packages.sh Mosquitto /usr/sbin/mosquitto mosquitto
 
+# The local stack's DynamoDB server: dynalite from the npm registry, run by Node.js from the OS
+# packages (cloud/local/dynalite; docs/architecture.md). Reinstalled when its lock file changes.
+DYNALITE := cloud/local/dynalite/node_modules/.package-lock.json
+dynalite: $(DYNALITE)
+
+$(DYNALITE): cloud/local/dynalite/package-lock.json
+	@bash scripts/install-os-packages.sh Node.js /usr/bin/node nodejs
+	@bash scripts/install-os-packages.sh npm /usr/bin/npm npm
+	@cd cloud/local/dynalite && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error || \
+		{ echo "Installing dynalite from the npm registry failed: check access to the registry"; exit 1; }
+	@touch $(DYNALITE)
+
 # Rates the agent's systemd sandbox in the tests (Debian's systemd package; no service started).
 systemd-analyze:
 	@bash scripts/install-os-packages.sh systemd-analyze /usr/bin/systemd-analyze systemd
@@ -88,4 +100,4 @@ package: | $(PY)
 	$(PY) scripts/package_lambda.py --out build/lambda.zip
 
 clean:
-	rm -rf $(VENV) state build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) state build .pytest_cache .mypy_cache .ruff_cache cloud/local/dynalite/node_modules

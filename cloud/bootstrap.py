@@ -36,9 +36,14 @@ if TYPE_CHECKING:
     from cloud.ingest.service import IngestService
 
 Handler = Callable[[Any, Any], dict[str, Any]]
-# A service's boto3 client and resource keyword arguments, by service name ("s3", "dynamodb"):
-# where the local stack points them (docs/architecture.md). None in AWS: boto3's defaults.
-Boto3Kwargs = Callable[[str], Mapping[str, str]]
+
+
+class Boto3Kwargs(Protocol):
+    """A service's boto3 client and resource keyword arguments, by service name ("s3",
+    "dynamodb") and, for DynamoDB, table: where the local stack points them
+    (docs/architecture.md). None in AWS: boto3's defaults."""
+
+    def __call__(self, service: str, table: str = "") -> Mapping[str, str]: ...
 
 
 class QueryEngine(Protocol):
@@ -82,7 +87,8 @@ class CloudParts:
         self._boto3_kwargs = boto3_kwargs
         self._logger = logger
         self._metrics = metrics
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._resources: dict[str, Any] = {}  # DynamoDB resources by endpoint
         self._tables: dict[str, Any] = {}
 
     def setting(self, name: str) -> str:
@@ -136,28 +142,35 @@ class CloudParts:
 
     # AWS clients and tables, shared by every part of the process.
 
-    def _kwargs(self, service: str) -> dict[str, str]:
-        return dict(self._boto3_kwargs(service)) if self._boto3_kwargs is not None else {}
+    def _kwargs(self, service: str, table: str = "") -> dict[str, str]:
+        if self._boto3_kwargs is None:
+            return {}
+        return dict(self._boto3_kwargs(service, table) if table else self._boto3_kwargs(service))
 
-    def client(self, service: str) -> Any:
-        client = self._clients.get(service)
+    def client(self, service: str, table: str = "") -> Any:
+        """The service's client; for DynamoDB, `table` names the table it is for."""
+        kwargs = self._kwargs(service, table)
+        key = (service, kwargs.get("endpoint_url", ""))
+        client = self._clients.get(key)
         if client is None:
             import boto3
 
-            client = self._clients[service] = boto3.client(service, **self._kwargs(service))
+            client = self._clients[key] = boto3.client(service, **kwargs)
         return client
-
-    @cached_property
-    def dynamodb(self) -> Any:
-        import boto3
-
-        return boto3.resource("dynamodb", **self._kwargs("dynamodb"))
 
     def table(self, variable: str) -> Any:
         """The DynamoDB table named by an environment variable."""
         table = self._tables.get(variable)
         if table is None:
-            table = self._tables[variable] = self.dynamodb.Table(self.setting(variable))
+            name = self.setting(variable)
+            kwargs = self._kwargs("dynamodb", name)
+            endpoint = kwargs.get("endpoint_url", "")
+            resource = self._resources.get(endpoint)
+            if resource is None:
+                import boto3
+
+                resource = self._resources[endpoint] = boto3.resource("dynamodb", **kwargs)
+            table = self._tables[variable] = resource.Table(name)
         return table
 
     @property
@@ -268,7 +281,9 @@ class CloudParts:
         from cloud.api.runs_dynamodb import DynamoRunRepository
 
         repository = DynamoRunRepository(
-            self.client("dynamodb"), self.table("RUNS_TABLE"), emulated=self.emulated
+            self.client("dynamodb", self.setting("RUNS_TABLE")),
+            self.table("RUNS_TABLE"),
+            emulated=self.emulated,
         )
         return RunService(repository, now_ms, self.dashboard_url)
 

@@ -144,7 +144,7 @@ def _target(args: argparse.Namespace) -> tuple[Boto3Kwargs, dict[str, str]]:
             raise _UsageError("--aws needs --table NAME (the alerts table of the deployed stack)")
         region = {"region_name": args.region} if args.region else {}
 
-        def kwargs(service: str) -> dict[str, str]:
+        def kwargs(service: str, table: str = "") -> dict[str, str]:
             return region
 
         topic = args.topic_arn or os.environ.get("ALERTS_TOPIC_ARN", "")
@@ -173,7 +173,9 @@ def _store(args: argparse.Namespace) -> Any:
 
     kwargs, env = _target(args)
     return DynamoAlertStore(
-        boto3.resource("dynamodb", **kwargs("dynamodb")).Table(env["ALERTS_TABLE"])
+        boto3.resource("dynamodb", **kwargs("dynamodb", env["ALERTS_TABLE"])).Table(
+            env["ALERTS_TABLE"]
+        )
     )
 
 

@@ -210,3 +210,30 @@ class MotoServer(ChildProcess):
 
     def ready(self) -> bool:
         return http_ready(self.endpoint + "/moto-api/")
+
+
+# dynalite, installed by `make install` (cloud/local/dynalite/package.json).
+DYNALITE_CLI = Path(__file__).resolve().parent / "dynalite" / "node_modules" / "dynalite" / "cli.js"
+
+
+def dynalite_available() -> bool:
+    """dynalite and a Node.js to run it are installed."""
+    return DYNALITE_CLI.is_file() and shutil.which("node") is not None
+
+
+class DynaliteServer(ChildProcess):
+    """dynalite, a DynamoDB API server on Node.js that keeps tables in memory, on `port` of
+    127.0.0.1. For the calls of the alert path it spends about half of moto's CPU per request
+    and keeps connections open (docs/performance.md). It has no transactions: tables that need
+    them stay on a moto server (StackInfo.table_endpoints)."""
+
+    def __init__(self, name: str, port: int, log_path: Path) -> None:
+        node = shutil.which("node") or "node"
+        # Tables are ACTIVE at once, as the stack creates them and uses them right away.
+        argv = [node, str(DYNALITE_CLI), "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+        super().__init__(name, argv, log_path)
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def ready(self) -> bool:
+        return http_ready(self.endpoint)

@@ -4,6 +4,7 @@ and SQS queues in the local AWS APIs."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from cloud.local.stackinfo import REGION
@@ -136,15 +137,28 @@ def create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
     dynamodb.create_table(**request)
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
-        dynamodb.update_time_to_live(
+        _setting(
+            dynamodb.update_time_to_live,
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
         )
     if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
-        dynamodb.update_continuous_backups(
+        _setting(
+            dynamodb.update_continuous_backups,
             TableName=name,
             PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
         )
+
+
+def _setting(call: Any, **request: Any) -> None:
+    """A table setting that only matters in AWS; dynalite has neither TTL nor backups."""
+    from botocore.exceptions import ClientError
+
+    try:
+        call(**request)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "UnknownOperationException":
+            raise
 
 
 def create_topic(sns: Any, name: str, props: dict[str, Any]) -> str:
@@ -164,18 +178,27 @@ def create_queue(sqs: Any, name: str, props: dict[str, Any]) -> str:
     return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
 
 
-def create_from_template(template: LocalTemplate, clients: dict[str, Any]) -> dict[str, str]:
+def create_from_template(
+    template: LocalTemplate,
+    clients: dict[str, Any],
+    table_clients: Mapping[str, Any | None] | None = None,
+) -> dict[str, str]:
     """Create every supported resource whose service has a client in `clients` (a restarted
-    moto server gets back its own); returns logical id → physical name."""
+    server gets back its own). A table named in `table_clients` is created with the client
+    given there instead (None: on a server not set up by this call). Returns logical id →
+    physical name."""
+    elsewhere = table_clients or {}
     created: dict[str, str] = {}
     for logical_id in template.of_type("AWS::S3::Bucket") if "s3" in clients else ():
         name = template.physical_name(logical_id)
         create_bucket(clients["s3"], name, template.properties(logical_id))
         created[logical_id] = name
-    for logical_id in template.of_type("AWS::DynamoDB::Table") if "dynamodb" in clients else ():
+    for logical_id in template.of_type("AWS::DynamoDB::Table"):
         name = template.physical_name(logical_id)
-        create_table(clients["dynamodb"], name, template.properties(logical_id))
-        created[logical_id] = name
+        dynamodb = elsewhere[name] if name in elsewhere else clients.get("dynamodb")
+        if dynamodb is not None:
+            create_table(dynamodb, name, template.properties(logical_id))
+            created[logical_id] = name
     for logical_id in template.of_type("AWS::IoT::Policy") if "iot" in clients else ():
         props = template.properties(logical_id)
         clients["iot"].create_policy(

@@ -30,7 +30,13 @@ from cloud.local.function_processes import FunctionProcesses, WorkerSetup
 from cloud.local.functions import LocalFunctions
 from cloud.local.lake import DuckDbLake, lake_dir
 from cloud.local.landings import LandingJournal, journal_path
-from cloud.local.processes import MotoServer, free_port
+from cloud.local.processes import (
+    ChildProcess,
+    DynaliteServer,
+    MotoServer,
+    dynalite_available,
+    free_port,
+)
 from cloud.local.resources import create_from_template
 from cloud.local.rules_engine import RulesEngine
 from cloud.local.scheduler import LocalScheduler, scale_from_env
@@ -56,8 +62,11 @@ RULES_WORKERS = 8
 FUNCTION_PROCESSES = 4
 BROKER_RESUBSCRIBE_S = 30.0
 
-# The AWS APIs the template's resources live in, each served by one of the moto servers.
+# The AWS APIs the template's resources live in, each served by the moto server or DynamoDB's.
 SERVICES = ("s3", "dynamodb", "iot", "sns", "sqs")
+# Tables whose code writes transactions (the runs' counter and items, cloud/api/runs_dynamodb.py):
+# dynalite has none, so with it these stay on the moto server of the other AWS APIs.
+TRANSACTIONAL_TABLES = ("RunsTable",)
 
 
 class LocalStack:
@@ -86,7 +95,8 @@ class LocalStack:
         self.scheduler: LocalScheduler | None = None
         self.api: Any = None  # cloud.local.api_server.ApiServer once started
         self.moto: MotoServer | None = None  # every AWS API but DynamoDB
-        self.dynamodb: MotoServer | None = None  # DynamoDB's own moto server
+        # DynamoDB's own server: dynalite when installed (make install), else moto
+        self.dynamodb: DynaliteServer | MotoServer | None = None
         self.broker: Broker | None = None
         self.bridge: Any = None
         self.engine: RulesEngine | None = None
@@ -118,7 +128,7 @@ class LocalStack:
             # need (and never take over) the rules engine's own session.
             self.ca.issue_client_certificate(OBSERVER_IDENTITY, self.state_dir / "observer")
 
-            self.moto, self.dynamodb = self._start_moto_servers()
+            self.moto, self.dynamodb = self._start_aws_servers()
 
             port, moved = broker_port(broker_dir)
             if moved:
@@ -138,9 +148,11 @@ class LocalStack:
                 failures_queue=self.template.physical_name("FailuresQueue"),
                 api_token=secrets.token_urlsafe(24),
                 pid=os.getpid(),
+                table_endpoints=self._table_endpoints(),
             )
             clients = {name: boto3.client(name, **info.boto3_kwargs(name)) for name in SERVICES}
-            create_from_template(self.template, clients)  # raw/ and errors/ from the mirror
+            # raw/ and errors/ from the mirror
+            create_from_template(self.template, clients, self._table_clients(info, None))
             self._restore_registry(clients["iot"], (info.broker_host, info.broker_port))
 
             self.broker = Broker(broker_dir, info.broker_port)
@@ -195,8 +207,8 @@ class LocalStack:
             self.bridge.start(self.engine.subscriptions())
             self.supervisor = Supervisor(on_restart=self._child_restarted)
             self.supervisor.watch(self.broker.process, self._restart_broker)
-            self.supervisor.watch(self.moto, lambda: self._restart_moto(self.moto))
-            self.supervisor.watch(self.dynamodb, lambda: self._restart_moto(self.dynamodb))
+            self.supervisor.watch(self.moto, lambda: self._restart_aws_server(self.moto))
+            self.supervisor.watch(self.dynamodb, lambda: self._restart_aws_server(self.dynamodb))
             self.supervisor.start()
             scale = self.schedule_scale
             # Asynchronous, as EventBridge invokes: a failed run is retried as the function's
@@ -292,7 +304,7 @@ class LocalStack:
         )
         return FunctionProcesses(setup, FUNCTION_PROCESSES, affinity=_event_thing)
 
-    def _start_moto_servers(self) -> tuple[MotoServer, MotoServer]:
+    def _start_aws_servers(self) -> tuple[MotoServer, DynaliteServer | MotoServer]:
         """The moto server of every AWS API but DynamoDB (keeping raw objects and queued
         messages as files), and DynamoDB's own: started together, each waited for."""
         logs = self.state_dir / "logs"
@@ -300,31 +312,63 @@ class LocalStack:
         dynamodb_port = free_port()
         while dynamodb_port == aws_port:
             dynamodb_port = free_port()
-        servers = (
-            MotoServer(
-                "moto server",
-                aws_port,
-                logs / "moto.log",
-                mirror=lake_dir(self.state_dir),
-                queues=self.state_dir / "queues",
-            ),
-            MotoServer("moto server (DynamoDB)", dynamodb_port, logs / "moto-dynamodb.log"),
+        dynamodb: DynaliteServer | MotoServer
+        if dynalite_available():
+            dynamodb = DynaliteServer(
+                "DynamoDB server (dynalite)", dynamodb_port, logs / "dynalite.log"
+            )
+        else:
+            log.warning(
+                "dynalite is not installed (run `make install`): DynamoDB is served by moto, "
+                "which takes about twice the CPU per request"
+            )
+            dynamodb = MotoServer(
+                "moto server (DynamoDB)", dynamodb_port, logs / "moto-dynamodb.log"
+            )
+        aws = MotoServer(
+            "moto server",
+            aws_port,
+            logs / "moto.log",
+            mirror=lake_dir(self.state_dir),
+            queues=self.state_dir / "queues",
         )
+        servers: tuple[ChildProcess, ...] = (aws, dynamodb)
         try:
             for server in servers:
                 server.spawn()
-            for server in servers:
-                server.wait_ready(server.ready)
+            aws.wait_ready(aws.ready)
+            dynamodb.wait_ready(dynamodb.ready)
         except BaseException:
             for server in servers:
                 server.stop()
             raise
-        return servers
+        return aws, dynamodb
 
-    def _restart_moto(self, server: MotoServer | None) -> None:
-        # moto keeps everything in memory: the restarted server gets the template's resources
-        # again, as a new stack would (raw objects and kept messages from their files, the
-        # registry from the bundles); what lived only in its memory (DynamoDB items) is gone.
+    def _table_endpoints(self) -> dict[str, str]:
+        """Tables served elsewhere than the DynamoDB server: with dynalite, those that need
+        transactions, on the other moto server."""
+        if not isinstance(self.dynamodb, DynaliteServer) or self.moto is None:
+            return {}
+        names = (self.template.physical_name(logical) for logical in TRANSACTIONAL_TABLES)
+        return {name: self.moto.endpoint for name in names}
+
+    def _table_clients(
+        self, info: StackInfo, server: DynaliteServer | MotoServer | None
+    ) -> dict[str, Any]:
+        """For create_from_template: each table served elsewhere, with its client when its
+        server is `server` (None: every server)."""
+        return {
+            name: boto3.client("dynamodb", **info.boto3_kwargs("dynamodb", name))
+            if server is None or server.endpoint == endpoint
+            else None
+            for name, endpoint in info.table_endpoints.items()
+        }
+
+    def _restart_aws_server(self, server: DynaliteServer | MotoServer | None) -> None:
+        # moto and dynalite keep everything in memory: the restarted server gets the template's
+        # resources again, as a new stack would (raw objects and kept messages from their
+        # files, the registry from the bundles); what lived only in its memory (DynamoDB
+        # items) is gone.
         assert server is not None and self.info is not None
         server.start(server.ready)
         served = {
@@ -332,7 +376,7 @@ class LocalStack:
             for name in SERVICES
             if self.info.endpoint(name) == server.endpoint
         }
-        create_from_template(self.template, served)
+        create_from_template(self.template, served, self._table_clients(self.info, server))
         log.warning("%s restarted: the template's resources are there again", server.name)
         if "iot" in served:
             self._restore_registry(served["iot"], (self.info.broker_host, self.info.broker_port))

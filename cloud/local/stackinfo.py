@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 DEFAULT_STATE_DIR = Path("state")
 REGION = "eu-west-3"
 ACCOUNT_ID = "123456789012"
-# Served by a moto process of their own: the alert path's calls then never wait behind a
-# fleet's S3 puts under one interpreter lock (docs/architecture.md, the local stack).
+# Served by a process of their own (dynalite, else moto): the alert path's calls then never
+# wait behind a fleet's S3 puts under one interpreter lock (docs/architecture.md).
 DYNAMODB_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
 
 
@@ -63,9 +63,12 @@ class StackInfo:
     api_token: str = ""
     broker_pid: int = 0
     moto_pid: int = 0
-    # DynamoDB's own moto server; "" in files written before it had one (then aws_endpoint).
+    # DynamoDB's own server; "" in files written before it had one (then aws_endpoint).
     dynamodb_endpoint: str = ""
     dynamodb_pid: int = 0
+    # Tables served elsewhere than dynamodb_endpoint, by name: those whose code needs
+    # transactions, which dynalite does not have, live on the moto server at aws_endpoint.
+    table_endpoints: dict[str, str] = field(default_factory=dict)
     pid: int = 0  # the process running the stack; 0 in files written before it was recorded
 
     @property
@@ -117,11 +120,11 @@ class StackInfo:
             return self.dynamodb_endpoint
         return self.aws_endpoint
 
-    def boto3_kwargs(self, service: str) -> dict[str, str]:
+    def boto3_kwargs(self, service: str, table: str = "") -> dict[str, str]:
         """Keyword arguments that point a boto3 client or resource of `service` at the local
-        AWS API serving it."""
+        AWS API serving it; for DynamoDB, at the one serving `table` when it is given."""
         return {
-            "endpoint_url": self.endpoint(service),
+            "endpoint_url": self.table_endpoints.get(table) or self.endpoint(service),
             "region_name": REGION,
             "aws_access_key_id": "local",
             "aws_secret_access_key": "local",

@@ -264,7 +264,7 @@ class StackProcess:
         return {
             "stack": [self.process.pid],
             "moto": [self.info.moto_pid],
-            "moto-dynamodb": [self.info.dynamodb_pid],
+            "dynamodb": [self.info.dynamodb_pid],  # dynalite, or moto when it is not installed
             "mosquitto": [self.info.broker_pid],
         }
 

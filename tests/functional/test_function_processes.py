@@ -35,7 +35,7 @@ SPEC = FunctionSpec(
 )
 
 
-def nowhere(service: str) -> dict[str, str]:
+def nowhere(service: str, table: str = "") -> dict[str, str]:
     return {"endpoint_url": "http://127.0.0.1:9", "region_name": "eu-west-3"}
 
 

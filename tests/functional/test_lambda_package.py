@@ -39,7 +39,7 @@ built = []
 for handler, env in specs:
     module = importlib.import_module(handler.rpartition(".")[0])
     assert callable(getattr(module, handler.rpartition(".")[2])), handler
-    module.build(env, lambda service: kwargs)
+    module.build(env, lambda service, table="": kwargs)
     built.append(handler)
 allowed = (task, layer, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
 outside = sorted(

@@ -13,7 +13,7 @@ from cloud.local.template import LocalTemplate
 pytestmark = pytest.mark.functional
 
 
-def nowhere(service: str) -> dict[str, str]:
+def nowhere(service: str, table: str = "") -> dict[str, str]:
     """Building a handler creates clients but sends nothing; this endpoint is never contacted."""
     return {
         "endpoint_url": "http://127.0.0.1:9",

@@ -1,5 +1,6 @@
-"""The local stack's two moto servers: DynamoDB in its own, every other AWS API in the other;
-each client goes where the stack's description says, and a killed server comes back."""
+"""The local stack's two AWS servers: DynamoDB in its own (dynalite once installed), every other
+AWS API and the tables that need transactions in moto; each client goes where the stack's
+description says, and a killed server comes back."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from support.alert_stack import wait_for
 
 from chantier.cli import main
@@ -39,9 +41,15 @@ def test_dynamodb_and_s3_are_served_from_the_endpoints_the_description_names(
     assert info.dynamodb_endpoint and info.dynamodb_endpoint != info.aws_endpoint
     assert info.dynamodb_pid != info.moto_pid and pid_alive(info.dynamodb_pid)
     assert info.alerts_table in _tables(info.dynamodb_endpoint, info)
-    assert _tables(info.aws_endpoint, info) == []  # nothing of DynamoDB's went astray
+    # Nothing of DynamoDB's went astray: only the tables the description sends there.
+    assert sorted(_tables(info.aws_endpoint, info)) == sorted(info.table_endpoints)
+    assert info.table_endpoints == {info.runs_table: info.aws_endpoint}  # dynalite is installed
+    assert info.runs_table not in _tables(info.dynamodb_endpoint, info)
+    runs = boto3.client("dynamodb", **info.boto3_kwargs("dynamodb", info.runs_table))
+    assert runs.describe_table(TableName=info.runs_table)["Table"]["TableStatus"] == "ACTIVE"
     assert info.raw_bucket in _buckets(info.aws_endpoint, info)
-    assert _buckets(info.dynamodb_endpoint, info) == []
+    with pytest.raises(ClientError):  # dynalite serves DynamoDB alone
+        _buckets(info.dynamodb_endpoint, info)
     # the parts the stack hands out use them
     assert stack.client("dynamodb").meta.endpoint_url == info.dynamodb_endpoint
     assert stack.resource("dynamodb").meta.client.meta.endpoint_url == info.dynamodb_endpoint
@@ -81,11 +89,14 @@ def test_a_killed_moto_server_comes_back_with_the_template_s_resources(
     assert again.dynamodb_endpoint == info.dynamodb_endpoint  # clients need no new address
     assert info.alerts_table in _tables(again.dynamodb_endpoint, again)
 
+    assert info.runs_table not in _tables(again.dynamodb_endpoint, again)
+
     again = _restarted(stack, info.moto_pid, "moto_pid")
     assert again.aws_endpoint == info.aws_endpoint
+    assert _tables(again.aws_endpoint, again) == [info.runs_table]
     assert s3.get_object(Bucket=info.raw_bucket, Key=key)["Body"].read() == b'{"seq": 1}'
     assert stack.client("sqs").get_queue_url(QueueName=info.failures_queue)["QueueUrl"]
     assert stack.supervisor is not None
     restarts = stack.supervisor.restarts()
-    assert restarts["moto server"] == 1 and restarts["moto server (DynamoDB)"] == 1
-    assert (Path(stack.state_dir) / "logs" / "moto-dynamodb.log").exists()
+    assert restarts["moto server"] == 1 and restarts["DynamoDB server (dynalite)"] == 1
+    assert (Path(stack.state_dir) / "logs" / "dynalite.log").exists()

@@ -8,11 +8,12 @@ from cloud.bootstrap import CloudParts, HandlerConfigError
 from cloud.dashboard.health_store import HealthStore
 
 
-def nowhere(service: str) -> dict[str, str]:
+def nowhere(service: str, table: str = "") -> dict[str, str]:
     """Clients are created but never used: building sends no request. DynamoDB's endpoint
-    differs from the others', as on the local stack."""
+    differs from the others', and the runs table is served with them, as on the local stack."""
+    dynamodb = service == "dynamodb" and table != "runs"
     return {
-        "endpoint_url": "http://127.0.0.1:8" if service == "dynamodb" else "http://127.0.0.1:9",
+        "endpoint_url": "http://127.0.0.1:8" if dynamodb else "http://127.0.0.1:9",
         "region_name": "eu-west-3",
         "aws_access_key_id": "local",
         "aws_secret_access_key": "local",
@@ -52,6 +53,17 @@ def test_each_service_s_clients_use_the_endpoint_given_for_that_service() -> Non
     assert parts.client("dynamodb").meta.endpoint_url == "http://127.0.0.1:8"
     assert parts.table("ALERTS_TABLE").meta.client.meta.endpoint_url == "http://127.0.0.1:8"
     assert parts.emulated
+
+
+def test_a_table_served_elsewhere_gets_clients_of_its_own_endpoint() -> None:
+    parts = CloudParts(ENV, nowhere)
+    assert parts.table("RUNS_TABLE").meta.client.meta.endpoint_url == "http://127.0.0.1:9"
+    assert parts.client("dynamodb", "runs").meta.endpoint_url == "http://127.0.0.1:9"
+    assert parts.client("dynamodb", "runs") is parts.client("dynamodb", "runs")
+    assert parts.table("READINGS_TABLE").meta.client.meta.endpoint_url == "http://127.0.0.1:8"
+    # the tables of one endpoint share its resource
+    readings, alerts = parts.table("READINGS_TABLE"), parts.table("ALERTS_TABLE")
+    assert readings.meta.client is alerts.meta.client
 
 
 def test_without_endpoints_clients_go_to_aws() -> None:

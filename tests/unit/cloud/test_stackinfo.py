@@ -73,3 +73,19 @@ def test_dynamodb_clients_go_to_dynamodb_s_own_server_the_others_to_the_shared_o
     assert (
         loaded.boto3_kwargs("s3")["region_name"] == loaded.boto3_kwargs("dynamodb")["region_name"]
     )
+
+
+def test_a_table_served_elsewhere_is_reached_there_and_the_others_as_before(
+    tmp_path: Path,
+) -> None:
+    info = replace(
+        _info(tmp_path, 0),
+        dynamodb_endpoint="http://127.0.0.1:2",
+        table_endpoints={"runs": "http://127.0.0.1:1"},
+    )
+    info.save()
+    loaded = StackInfo.load(tmp_path)
+    assert loaded.table_endpoints == {"runs": "http://127.0.0.1:1"}
+    assert loaded.boto3_kwargs("dynamodb", "runs")["endpoint_url"] == "http://127.0.0.1:1"
+    assert loaded.boto3_kwargs("dynamodb", "alerts")["endpoint_url"] == "http://127.0.0.1:2"
+    assert loaded.boto3_kwargs("dynamodb")["endpoint_url"] == "http://127.0.0.1:2"
