@@ -100,3 +100,18 @@ def test_a_killed_moto_server_comes_back_with_the_template_s_resources(
     restarts = stack.supervisor.restarts()
     assert restarts["moto server"] == 1 and restarts["DynamoDB server (dynalite)"] == 1
     assert (Path(stack.state_dir) / "logs" / "dynalite.log").exists()
+
+
+def test_without_dynalite_moto_serves_dynamodb_and_every_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("cloud.local.stack.dynalite_available", lambda: False)
+    with LocalStack(tmp_path / "stack") as fallback:
+        info = _described(fallback)
+        assert info.table_endpoints == {}
+        tables = _tables(info.dynamodb_endpoint, info)
+        assert info.runs_table in tables and info.alerts_table in tables
+        assert _tables(info.aws_endpoint, info) == []
+        assert _buckets(info.dynamodb_endpoint, info) == []  # a moto server of its own
+        assert (tmp_path / "stack" / "logs" / "moto-dynamodb.log").exists()
+    assert "dynalite is not installed (run `make install`)" in caplog.text
