@@ -30,7 +30,9 @@ def encode_cursor(key: dict[str, Any] | None) -> str | None:
     if not key:
         return None
     body = {"v": _VERSION, "k": {name: _plain(value) for name, value in sorted(key.items())}}
-    raw = json.dumps(body, separators=(",", ":")).encode()
+    # UTF-8 rather than \u escapes: a key of non-ASCII text (12 characters per astral one
+    # when escaped) made cursors longer than decode_cursor accepts.
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
