@@ -27,9 +27,11 @@ A state and its transitions are written with an outbox rather than a transaction
 3. the state is put again without ``unrecorded``, conditional on the same version.
 
 A reader that finds ``unrecorded`` on a state (its writer died between 1 and 3, or is still
-at it) records those transitions itself before handing the state out, so the next write, which
-replaces the item, cannot lose them. The path to an alert is then a single conditional write,
-and a transition costs 3 write units instead of the 4 of a two-item transaction.
+at it) records those transitions itself before handing the state out. The next write replaces
+the item, so step 1 is also conditional on no ``unrecorded``: a writer that did not read the
+item first (the engine's kept states) gets a conflict and reads it, which records them. The
+path to an alert is then a single conditional write, and a transition costs 3 write units
+instead of the 4 of a two-item transaction.
 """
 
 from __future__ import annotations
@@ -132,8 +134,16 @@ class DynamoAlertStore:
                 "transitions left in the outbox", extra={"key": str(state.key)}, exc_info=True
             )
 
-    def _put_state(self, item: dict[str, Any], expected_version: int) -> None:
+    def _put_state(
+        self, item: dict[str, Any], expected_version: int, *, over_outbox: bool = False
+    ) -> None:
+        """Put a state item if its stored version is `expected_version` and, unless
+        `over_outbox`, it has no transitions left to record (the engine may write without
+        reading first: cloud/alerts/kept_states.py; a conflict makes it read, which records
+        them)."""
         condition, values = _version_condition(expected_version)
+        if expected_version and not over_outbox:
+            condition += f" AND attribute_not_exists({UNRECORDED})"
         extra = {"ExpressionAttributeValues": values} if values else {}
         try:
             self.table.put_item(Item=item, ConditionExpression=condition, **extra)
@@ -153,7 +163,7 @@ class DynamoAlertStore:
         recorded = {k: v for k, v in item.items() if k != UNRECORDED}
         # A newer write may have replaced the item, and with it the outbox: nothing left to do.
         with contextlib.suppress(ConflictError):
-            self._put_state(recorded, int(item["version"]))
+            self._put_state(recorded, int(item["version"]), over_outbox=True)
 
     def _state(self, item: dict[str, Any]) -> AlertState:
         if UNRECORDED in item:
@@ -337,7 +347,9 @@ def _conflict(exc: ClientError, key: AlertKey, expected: int) -> Exception:
     code = exc.response.get("Error", {}).get("Code", "")
     if code != "ConditionalCheckFailedException":
         return exc
-    return ConflictError(f"{key}: stored version is not {expected} ({code})")
+    return ConflictError(
+        f"{key}: stored version is not {expected}, or its transitions are not recorded yet ({code})"
+    )
 
 
 def _decimal(value: float | None) -> Decimal | None:

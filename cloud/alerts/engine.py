@@ -6,8 +6,9 @@ Idempotency, so one condition gives one alert however often a batch arrives:
 - every (thing, sensor, rule) state remembers the newest reading time it applied
   (``last_ts``); older or equal readings are skipped, so a redelivered batch, a retried
   invocation or an out-of-order batch cannot replay a transition;
-- every state write is conditional on the version read (optimistic locking); a lost race is
-  re-evaluated from the stored state;
+- every state write is conditional on the version read, or kept from the machine's previous
+  batch (optimistic locking; cloud/alerts/kept_states.py); a lost race is re-evaluated from
+  the stored state;
 - evaluation is deterministic, so a batch that wrote nothing the first time writes nothing
   when it comes again;
 - time-driven transitions (a snooze ending, a machine going silent) come from the scheduled
@@ -29,6 +30,7 @@ from chantier.alerts.detectors import begin_batch, durable, observe, persistable
 from chantier.alerts.fields import field_value
 from chantier.alerts.rules import THING_SENSOR, Rule, RuleSet
 from cloud.alerts import lifecycle
+from cloud.alerts.kept_states import KeptStates
 from cloud.alerts.records import AlertKey, AlertState, State, ThingSeen, Transition
 from cloud.alerts.store import AlertStore, ConflictError
 
@@ -85,6 +87,7 @@ class AlertEngine:
         self.seen_refresh_ms = seen_refresh_ms
         self.notify_failures = 0
         self._seen: OrderedDict[str, ThingSeen] = OrderedDict()
+        self._kept = KeptStates()
 
     # ---- inputs from devices -------------------------------------------------------------
 
@@ -93,23 +96,67 @@ class AlertEngine:
         now = self.clock()
         thing = batch["thing"]
         site, equipment = batch.get("site", ""), batch.get("equipment", "")
-        states = self.store.load_states(thing)
         by_sensor: dict[str, list[dict[str, Any]]] = {}
         for reading in batch.get("readings", ()):
             if isinstance(reading.get("sensorId"), str) and isinstance(reading.get("ts"), int):
                 by_sensor.setdefault(reading["sensorId"], []).append(reading)
-        transitions: list[Transition] = []
-        for sensor, readings in by_sensor.items():
+        for readings in by_sensor.values():
             readings.sort(key=_ts)
-            for rule in self.rules.sensor_rules(equipment, sensor):
-                key = AlertKey(thing, sensor, rule.id)
-                current = states.get(key) or _fresh(key, site, equipment)
-                step = self._readings_step(rule, readings, site)
-                transitions += self._commit(current, now, step)
+
+        def apply(
+            states: dict[AlertKey, AlertState],
+            written: dict[AlertKey, AlertState],
+            only: set[AlertKey] | None = None,
+        ) -> list[Transition]:
+            return self._apply_readings(
+                thing, site, equipment, by_sensor, states, now, written, only
+            )
+
+        written: dict[AlertKey, AlertState] = {}  # states stored after `states` was read
+        kept = self._kept.take(thing, batch.get("boot"), batch.get("seq"))
+        if kept is None:
+            states = self.store.load_states(thing)
+            transitions = apply(states, written)
+        else:
+            # The alert's write first, on the states kept from the previous batch; then the read
+            # that the other rules' verdicts rest on (module docstring of kept_states).
+            early: dict[AlertKey, AlertState] = {}
+            transitions = apply(kept, early)
+            states = self.store.load_states(thing)
+            changed = {
+                key
+                for key in set(kept) | set(states)
+                if key not in early and _version(kept.get(key)) != _version(states.get(key))
+            }
+            transitions += apply(states, written, changed)
         newest = max((r["ts"] for rs in by_sensor.values() for r in rs), default=0)
         evidence = max(newest, _int(batch.get("sentAt")) or 0)
-        transitions += self._alive(thing, site, equipment, states, now, evidence)
+        transitions += self._alive(thing, site, equipment, states, now, evidence, written)
+        self._kept.keep(thing, batch.get("boot"), batch.get("seq"), {**states, **written})
         self._notify(transitions)
+        return transitions
+
+    def _apply_readings(
+        self,
+        thing: str,
+        site: str,
+        equipment: str,
+        by_sensor: dict[str, list[dict[str, Any]]],
+        states: dict[AlertKey, AlertState],
+        now: int,
+        written: dict[AlertKey, AlertState],
+        only: set[AlertKey] | None = None,
+    ) -> list[Transition]:
+        """Each sensor rule applied to its readings (the rules of `only`, if given)."""
+        transitions: list[Transition] = []
+        for sensor, readings in by_sensor.items():
+            for rule in self.rules.sensor_rules(equipment, sensor):
+                key = AlertKey(thing, sensor, rule.id)
+                if only is not None and key not in only:
+                    continue
+                current = states.get(key) or _fresh(key, site, equipment)
+                step = self._readings_step(rule, readings, site)
+                transitions += self._commit(current, now, step, written)
         return transitions
 
     def process_health(self, message: dict[str, Any]) -> list[Transition]:
@@ -292,6 +339,7 @@ class AlertEngine:
         states: dict[AlertKey, AlertState],
         now: int,
         evidence_ts: int,
+        written: dict[AlertKey, AlertState] | None = None,
     ) -> list[Transition]:
         """The machine sent something: refresh last-seen, clear its offline alerts."""
         # Last-seen first: an offline check that reads the cleared state then reads this too,
@@ -312,7 +360,8 @@ class AlertEngine:
             # batch does not.
             if current is None or current.condition is None or evidence_ts <= current.since:
                 continue
-            transitions += self._commit(current, now, self._offline_step(rule, None, 0.0, now))
+            step = self._offline_step(rule, None, 0.0, now)
+            transitions += self._commit(current, now, step, written)
         return transitions
 
     def _known_seen(self, thing: str, now: int) -> ThingSeen | None:
@@ -400,8 +449,15 @@ class AlertEngine:
         self._notify(transitions)
         return transitions[-1] if transitions else None
 
-    def _commit(self, current: AlertState, now: int, step: Step) -> list[Transition]:
-        """Apply `step` to a copy of the state and write it conditionally, retrying races."""
+    def _commit(
+        self,
+        current: AlertState,
+        now: int,
+        step: Step,
+        written: dict[AlertKey, AlertState] | None = None,
+    ) -> list[Transition]:
+        """Apply `step` to a copy of the state and write it conditionally, retrying races;
+        the state as stored goes into `written`."""
         for _ in range(MAX_ATTEMPTS):
             work = current.copy()
             transitions, dirty = step(work)
@@ -412,6 +468,8 @@ class AlertEngine:
             work.updated_at = now
             try:
                 self.store.save_state(work, current.version, transitions)
+                if written is not None:
+                    written[work.key] = work
                 return transitions
             except ConflictError:
                 log.info(
@@ -478,6 +536,10 @@ def sensor_statuses(message: dict[str, Any]) -> list[tuple[str, bool, int]]:
 
 def _fresh(key: AlertKey, site: str, equipment: str) -> AlertState:
     return AlertState(key=key, site=site, equipment=equipment)
+
+
+def _version(state: AlertState | None) -> int | None:
+    return None if state is None else state.version
 
 
 def _ts(reading: dict[str, Any]) -> int:

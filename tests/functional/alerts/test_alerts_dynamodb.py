@@ -326,6 +326,31 @@ def test_failed_history_write_keeps_the_commit_and_its_notification(
     assert [t.to_state for t in store.history(OVERHEAT)] == [State.ACTIVE]
 
 
+def test_a_write_on_kept_states_does_not_replace_transitions_left_in_the_outbox(
+    table: Any, clock: Clock
+) -> None:
+    class HistoryDownAtFirst(DynamoAlertStore):
+        down = True
+
+        def _record(self, item: dict[str, Any]) -> None:
+            if self.down:
+                raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "Put")
+            super()._record(item)
+
+    clock.now = T0 + MINUTE
+    store = HistoryDownAtFirst(table)
+    engine = AlertEngine(RULES, store, clock=clock)
+    assert [t.to_state for t in engine.process_batch(batch(1, [80] * 12, T0))] == [State.ACTIVE]
+    assert "unrecorded" in state_item(table, OVERHEAT)
+    store.down = False
+    # The next batch is written on the state the engine kept, without reading it first: the
+    # write must fail on the outbox, and the read it makes then records what was left there.
+    cleared = engine.process_batch(batch(2, [60] * 5, T0 + 20 * SECOND))
+    assert [t.to_state for t in cleared] == [State.NORMAL]
+    assert [t.to_state for t in store.history(OVERHEAT)] == [State.ACTIVE, State.NORMAL]
+    assert "unrecorded" not in state_item(table, OVERHEAT)
+
+
 def test_many_transitions_in_one_write_all_reach_the_history(table: Any) -> None:
     store = DynamoAlertStore(table)
     state = AlertState(key=OVERHEAT, site="lyon", equipment="excavator")
