@@ -24,6 +24,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from chantier.alerts.detectors import begin_batch, durable, observe, persistable
@@ -47,6 +48,9 @@ SEEN_REFRESH_MS = 120_000
 # refreshed or read dropped first.
 SEEN_KEPT = 100_000
 MAX_ATTEMPTS = 5
+# A read started by read_ahead is waited for this long at most; botocore's own timeouts end it
+# well before.
+READ_AHEAD_WAIT_S = 180.0
 
 
 class Notifier(Protocol):
@@ -88,6 +92,8 @@ class AlertEngine:
         self.notify_failures = 0
         self._seen: OrderedDict[str, ThingSeen] = OrderedDict()
         self._kept = KeptStates()
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: tuple[str, Future[dict[AlertKey, AlertState]]] | None = None
 
     # ---- inputs from devices -------------------------------------------------------------
 
@@ -113,9 +119,10 @@ class AlertEngine:
             )
 
         written: dict[AlertKey, AlertState] = {}  # states stored after `states` was read
+        ahead = self._take_ahead(thing)
         kept = self._kept.take(thing, batch.get("boot"), batch.get("seq"))
         if kept is None:
-            states = self.store.load_states(thing)
+            states = ahead if ahead is not None else self.store.load_states(thing)
             transitions = apply(states, written)
         else:
             # The alert's write first, on the states kept from the previous batch; then the read
@@ -135,6 +142,39 @@ class AlertEngine:
         self._kept.keep(thing, batch.get("boot"), batch.get("seq"), {**states, **written})
         self._notify(transitions)
         return transitions
+
+    def read_ahead(self, thing: str, boot: object, seq: object) -> None:
+        """Start reading `thing`'s states in the background if its batch `boot`/`seq` will
+        need them (nothing is kept from the batch before), for a caller with slow work to do
+        before process_batch, such as a registry lookup; process_batch takes the answer.
+
+        Only one read runs at a time, and every other method waits for it first: the store's
+        client is used by one thread at a time.
+        """
+        if self._kept.has(thing, boot, seq):
+            return
+        self._take_ahead("")
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="alert-states-read")
+        self._ahead = (thing, self._reader.submit(self.store.load_states, thing))
+
+    def _take_ahead(self, thing: str) -> dict[AlertKey, AlertState] | None:
+        """The states read ahead for `thing`, once it has finished; None if the read was for
+        another machine (a refused message) or failed (process_batch then reads again)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        for_thing, future = ahead
+        try:
+            states = future.result(timeout=READ_AHEAD_WAIT_S)
+        except TimeoutError:
+            raise TimeoutError(
+                f"reading the alert states of {for_thing} ahead took over {READ_AHEAD_WAIT_S:g} s"
+            ) from None
+        except Exception:
+            log.info("reading alert states ahead failed", extra={"thing": for_thing}, exc_info=True)
+            return None
+        return states if for_thing == thing else None
 
     def _apply_readings(
         self,
@@ -163,6 +203,7 @@ class AlertEngine:
         """Evaluate an agent health message: data loss, sensor status, the machine being alive."""
         now = self.clock()
         thing = message["thing"]
+        self._take_ahead("")
         states = self.store.load_states(thing)
         site, equipment = message.get("site") or "", message.get("equipment") or ""
         if not (site and equipment):
@@ -193,6 +234,7 @@ class AlertEngine:
     def check_offline(self, now_ms: int | None = None) -> list[Transition]:
         """Scheduled check: fire offline alerts for silent machines, end due snoozes."""
         now = self.clock() if now_ms is None else now_ms
+        self._take_ahead("")
         transitions: list[Transition] = []
         # Each machine's transitions are notified as soon as they are stored, so with a large
         # fleet the first offline alert does not wait for the whole scan.
@@ -424,6 +466,7 @@ class AlertEngine:
         self, key: AlertKey, action: Callable[[AlertState, int], Transition | None]
     ) -> Transition | None:
         now = self.clock()
+        self._take_ahead("")
         current = self.store.get_state(key)
         if current is None:
             seen, _ = self.store.load_thing(key.thing)

@@ -39,11 +39,15 @@ class KeptStates:
         """The states kept for `thing` if its batch `boot`/`seq` comes right after theirs."""
         with self._lock:
             entry = self._entries.pop(thing, None)
-        if entry is None or not isinstance(seq, int) or isinstance(seq, bool):
-            return None
-        if entry.boot != boot or entry.seq + 1 != seq:
+        if entry is None or entry.boot != boot or not _follows(entry.seq, seq):
             return None
         return {key: state.copy() for key, state in entry.states.items()}
+
+    def has(self, thing: str, boot: object, seq: object) -> bool:
+        """Whether `take` would hand states back for this batch."""
+        with self._lock:
+            entry = self._entries.get(thing)
+        return entry is not None and entry.boot == boot and _follows(entry.seq, seq)
 
     def keep(
         self, thing: str, boot: object, seq: object, states: dict[AlertKey, AlertState]
@@ -61,3 +65,7 @@ class KeptStates:
     def forget(self, thing: str) -> None:
         with self._lock:
             self._entries.pop(thing, None)
+
+
+def _follows(kept_seq: int, seq: object) -> bool:
+    return isinstance(seq, int) and not isinstance(seq, bool) and seq == kept_seq + 1

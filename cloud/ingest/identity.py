@@ -170,6 +170,12 @@ class TtlCache(Generic[K, V]):
         self._entries: dict[K, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
+    def has(self, key: K) -> bool:
+        """Whether `get(key)` would answer without loading."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry is not None and entry[0] > self._clock()
+
     def get(self, key: K) -> V:
         now = self._clock()
         with self._lock:
@@ -193,6 +199,14 @@ class CachedThings:
 
     def lookup(self, thing: str) -> ThingInfo | None:
         return self._cache.get(thing)
+
+    def has(self, thing: str) -> bool:
+        return self._cache.has(thing)
+
+
+def answers_at_once(things: ThingDirectory, thing: str) -> bool:
+    """Whether `things` knows `thing` without asking the registry (a warm cache)."""
+    return isinstance(things, CachedThings) and things.has(thing)
 
 
 class CachedRuns:

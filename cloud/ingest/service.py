@@ -25,6 +25,7 @@ from cloud.ingest.identity import (
     RunMembers,
     Source,
     ThingDirectory,
+    answers_at_once,
     bind,
     source_from_rule,
 )
@@ -90,7 +91,9 @@ class IngestService:
         keys: dict[str, Any] = {"thing": source.thing, "site": source.site}
         self.logger.thread_safe_append_keys(**keys)
         try:
-            outcome, refusal = self._admit(raw, source, validate_document, keys)
+            outcome, refusal = self._admit(
+                raw, source, validate_document, keys, before_bind=self._read_ahead
+            )
             if outcome is None or outcome.batch is None:
                 return refusal
             batch = outcome.batch
@@ -161,6 +164,7 @@ class IngestService:
         source: Source,
         validate: Callable[[Any, int | None], ValidationOutcome],
         keys: dict[str, Any],
+        before_bind: Callable[[dict[str, Any], Source], None] | None = None,
     ) -> tuple[ValidationOutcome | None, dict[str, Any]]:
         """The message validated and bound to its sender, or the answer of refusing it."""
         document, refused = decode_message(raw)
@@ -169,10 +173,18 @@ class IngestService:
         outcome = validate(document, source.received_ms)
         if outcome.batch is None:
             return None, self._refuse(raw, outcome.rejections, keys)
+        if before_bind is not None:
+            before_bind(outcome.batch, source)
         mismatch = bind(outcome.batch, source, self.things, self.runs)
         if mismatch is not None:
             return None, self._refuse(raw, [mismatch], keys)
         return outcome, {}
+
+    def _read_ahead(self, batch: dict[str, Any], source: Source) -> None:
+        # A machine this instance has not looked up yet: its alert states are read while the
+        # registry answers, rather than after (only read, never written, before the binding).
+        if source.equipment is None and not answers_at_once(self.things, source.thing):
+            self.alerts.read_ahead(source.thing, batch.get("boot"), batch.get("seq"))
 
     def _accepted(self, batch: dict[str, Any], stored: int) -> None:
         temperatures = [r["temperature"] for r in batch["readings"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -269,3 +270,28 @@ def test_registry_and_run_lists_are_read_once_per_ttl() -> None:
     assert k.registry.lookups == 1
     runs = CachedRuns(k.runs, ttl_s=3600)
     assert "exc-01" in runs.members(RUN) and runs.members("b" * 32) == frozenset()
+
+
+def test_a_machine_new_to_the_instance_has_its_states_read_while_the_registry_answers() -> None:
+    k = kit()
+    reading = threading.Event()
+    overlapped: list[bool] = []
+    load_states = k.alerts.load_states
+
+    def noting_load_states(thing: str) -> Any:
+        reading.set()
+        return load_states(thing)
+
+    def slow_lookup(thing: str) -> ThingInfo | None:
+        overlapped.append(reading.wait(5))  # the states read has started meanwhile
+        return k.registry.things.get(thing)
+
+    k.alerts.load_states = noting_load_states  # type: ignore[method-assign]
+    k.registry.lookup = slow_lookup  # type: ignore[method-assign]
+    k.service.things = CachedThings(k.registry, ttl_s=60)
+    assert publish(k, telemetry(temps=(84.0,) * 12))["transitions"] == 1
+    assert overlapped == [True]
+    # Known now: no lookup, so nothing to overlap; the alert states are read as usual.
+    reading.clear()
+    assert publish(k, telemetry(seq=5, start=T0 + 20_000))["accepted"] == 2
+    assert overlapped == [True]

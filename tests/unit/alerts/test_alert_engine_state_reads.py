@@ -1,9 +1,10 @@
-"""AlertEngine writing a batch's alert before reading, on the states kept from the batch before."""
+"""AlertEngine reading a machine's states: kept from the batch before, or read ahead."""
 
 from __future__ import annotations
 
 import contextlib
 import random
+import threading
 from collections.abc import Sequence
 
 from support.alert_testkit import MINUTE, RULES, SECOND, T0, Clock, batch, moves
@@ -22,9 +23,11 @@ class CallLog(InMemoryAlertStore):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[str] = []
+        self.readers: list[tuple[str, str]] = []
 
     def load_states(self, thing: str) -> dict[AlertKey, AlertState]:
         self.calls.append("read")
+        self.readers.append((thing, threading.current_thread().name))
         return super().load_states(thing)
 
     def save_state(
@@ -144,3 +147,54 @@ def test_kept_states_are_handed_back_once_and_only_for_the_next_seq() -> None:
         kept.keep(thing, "b00t", 1, {})
     assert kept.take("a", "b00t", 2) is None  # the oldest went past the limit
     assert kept.take("c", "b00t", 2) == {}
+
+
+def test_states_read_ahead_serve_the_batch_without_a_second_read() -> None:
+    store, clock = CallLog(), Clock(T0 + MINUTE)
+    engine = engine_on(store, clock)
+    engine.read_ahead("exc-01", "b00t", 1)
+    fired = engine.process_batch(batch(1, [80] * 12, T0))
+    assert moves(fired) == [("NORMAL", "ACTIVE", "warning")]
+    assert len(store.readers) == 1
+    thing, reader = store.readers[0]
+    assert thing == "exc-01" and reader.startswith("alert-states-read")
+
+
+def test_a_read_ahead_for_another_machine_is_not_used() -> None:
+    store, clock = CallLog(), Clock(T0 + MINUTE)
+    engine = engine_on(store, clock)
+    store.save_state(
+        AlertState(OVERHEAT, "lyon-part-dieu", "excavator", State.DISABLED, version=1), 0, []
+    )
+    engine.read_ahead("exc-02", "b00t", 1)  # a message that was then refused
+    assert engine.process_batch(batch(1, [80] * 12, T0)) == []  # exc-01's own state: disabled
+    assert [thing for thing, _ in store.readers] == ["exc-02", "exc-01"]
+
+
+def test_no_read_ahead_for_a_batch_that_has_states_kept() -> None:
+    store, clock = CallLog(), Clock(T0 + MINUTE)
+    engine = engine_on(store, clock)
+    engine.process_batch(batch(1, [60] * 5, T0))
+    store.calls.clear()
+    engine.read_ahead("exc-01", "b00t", 2)
+    engine.process_batch(batch(2, [80] * 12, T0 + 10 * SECOND))
+    assert store.calls.index("write ACTIVE") < store.calls.index("read")
+    assert store.calls.count("read") == 1
+
+
+def test_a_failed_read_ahead_is_read_again() -> None:
+    class FailsOnce(CallLog):
+        failed = False
+
+        def load_states(self, thing: str) -> dict[AlertKey, AlertState]:
+            if not self.failed:
+                self.failed = True
+                raise ConnectionError("endpoint not reachable")
+            return super().load_states(thing)
+
+    store, clock = FailsOnce(), Clock(T0 + MINUTE)
+    engine = engine_on(store, clock)
+    engine.read_ahead("exc-01", "b00t", 1)
+    fired = engine.process_batch(batch(1, [80] * 12, T0))
+    assert moves(fired) == [("NORMAL", "ACTIVE", "warning")]
+    assert store.readers == [("exc-01", "MainThread")]
