@@ -62,10 +62,6 @@ class KeptStates:
             while len(self._entries) > self._limit:
                 self._entries.popitem(last=False)
 
-    def forget(self, thing: str) -> None:
-        with self._lock:
-            self._entries.pop(thing, None)
-
 
 def _follows(kept_seq: int, seq: object) -> bool:
     return isinstance(seq, int) and not isinstance(seq, bool) and seq == kept_seq + 1
