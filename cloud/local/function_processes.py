@@ -136,8 +136,8 @@ class FunctionProcesses:
 
     An invocation goes to the idle worker that last served the same `affinity(event)` (for the
     ingest function, the machine: its registry entry and last-seen are warm there, as in a
-    Lambda environment the machine reached before), else to the idle worker freed last, else to
-    a new one. It waits for a busy worker only when none is idle and the pool is full.
+    Lambda environment the machine reached before), else to the idle worker freed longest ago,
+    else to a new one. It waits for a busy worker only when none is idle and the pool is full.
     """
 
     def __init__(
@@ -152,7 +152,7 @@ class FunctionProcesses:
         self._setup = setup
         self._size = size
         self._affinity = affinity
-        self._idle: list[_Worker] = []  # the worker freed last at the end
+        self._idle: list[_Worker] = []  # in the order they were freed
         self._all: list[_Worker] = []
         self._last: dict[Hashable, _Worker] = {}  # affinity key -> the worker that served it
         self._lock = threading.Lock()
@@ -232,7 +232,9 @@ class FunctionProcesses:
             self._idle.remove(preferred)
             return preferred
         if self._idle:
-            return self._idle.pop()
+            # The one freed longest ago: the one freed last has just served a machine whose
+            # next batch may be on its way back to it (an alert, say, written on kept states).
+            return self._idle.pop(0)
         if len(self._all) < self._size:
             # Forked under the lock: a few milliseconds, and only while the pool grows.
             worker = _Worker(self._context, self._setup, len(self._all))

@@ -92,11 +92,12 @@ def test_a_machine_goes_back_to_the_idle_worker_that_served_it_last(
             )
         )
     assert first["exc-01"] != first["exc-02"]
-    # One at a time, each would otherwise land on the worker freed last.
+    # One at a time, each would otherwise land on the worker freed first.
     for thing in ["exc-01", "exc-02", "exc-01", "exc-02", "exc-02", "exc-01"]:
         assert invoke(workers, {"thing": thing})["pid"] == first[thing], thing
-    # A machine never seen takes the idle worker freed last.
-    assert invoke(workers, {"thing": "exc-03"})["pid"] == first["exc-01"]
+    # A machine never seen takes the idle worker freed longest ago, leaving the one freed last
+    # to the machine it has just served.
+    assert invoke(workers, {"thing": "exc-03"})["pid"] == first["exc-02"]
 
 
 def test_a_modeled_aws_error_keeps_its_name_and_its_class(workers: FunctionProcesses) -> None:
