@@ -39,15 +39,14 @@ class KeptStates:
         """The states kept for `thing` if its batch `boot`/`seq` comes right after theirs."""
         with self._lock:
             entry = self._entries.pop(thing, None)
-        if entry is None or entry.boot != boot or not _follows(entry.seq, seq):
-            return None
-        return {key: state.copy() for key, state in entry.states.items()}
+        # Popped, so no one else holds them: `keep` made the copy.
+        return entry.states if entry is not None and _precedes(entry, boot, seq) else None
 
     def has(self, thing: str, boot: object, seq: object) -> bool:
         """Whether `take` would hand states back for this batch."""
         with self._lock:
             entry = self._entries.get(thing)
-        return entry is not None and entry.boot == boot and _follows(entry.seq, seq)
+        return entry is not None and _precedes(entry, boot, seq)
 
     def keep(
         self, thing: str, boot: object, seq: object, states: dict[AlertKey, AlertState]
@@ -63,5 +62,11 @@ class KeptStates:
                 self._entries.popitem(last=False)
 
 
-def _follows(kept_seq: int, seq: object) -> bool:
-    return isinstance(seq, int) and not isinstance(seq, bool) and seq == kept_seq + 1
+def _precedes(entry: _Entry, boot: object, seq: object) -> bool:
+    """Whether `entry` came from the batch just before `boot`/`seq`."""
+    return (
+        entry.boot == boot
+        and isinstance(seq, int)
+        and not isinstance(seq, bool)
+        and seq == entry.seq + 1
+    )
