@@ -59,10 +59,9 @@ RULES_WORKERS = 8
 # 50-60 MB resident each, 35-45 MB of it their own (the rest shared with the fork server). One
 # per rules worker: each topic rule's one action runs on its rules worker, so no invocation
 # waits for a function worker. A fleet batch holds one for about 50 ms, mostly waiting on moto
-# and DynamoDB, not on a core. With 4, a machine's own worker was
-# busy for about 30 % of its batches, and 6-12 alerts in 200 went to a worker that had to read
-# the machine's states first; with 8, 17 % and 1-6 (docs/performance.md, "Runs of 27 November,
-# 22:15-23:10 UTC").
+# and DynamoDB, not on a core. With 4, a machine's own worker was busy for about 30 % of its
+# batches, and 6-12 alerts in 200 went to a worker that had to read the machine's states first;
+# with 8, 17 % and 1-6 (docs/performance.md, "Runs of 27 November, 22:15-23:10 UTC").
 FUNCTION_PROCESSES = RULES_WORKERS
 BROKER_RESUBSCRIBE_S = 30.0
 
