@@ -153,12 +153,16 @@ class AlertEngine:
         """
         if self._kept.has(thing, boot, seq):
             return
-        self._take_ahead("")
+        self._settle_ahead()
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="alert-states-read")
         self._ahead = (thing, self._reader.submit(self.store.load_states, thing))
 
-    def _take_ahead(self, thing: str) -> dict[AlertKey, AlertState] | None:
+    def _settle_ahead(self) -> None:
+        """Wait for a read started ahead, and drop it: the caller uses the store's client next."""
+        self._take_ahead(None)
+
+    def _take_ahead(self, thing: str | None) -> dict[AlertKey, AlertState] | None:
         """The states read ahead for `thing`, once it has finished; None if the read was for
         another machine (a refused message) or failed (process_batch then reads again)."""
         ahead, self._ahead = self._ahead, None
@@ -203,7 +207,7 @@ class AlertEngine:
         """Evaluate an agent health message: data loss, sensor status, the machine being alive."""
         now = self.clock()
         thing = message["thing"]
-        self._take_ahead("")
+        self._settle_ahead()
         states = self.store.load_states(thing)
         site, equipment = message.get("site") or "", message.get("equipment") or ""
         if not (site and equipment):
@@ -234,7 +238,7 @@ class AlertEngine:
     def check_offline(self, now_ms: int | None = None) -> list[Transition]:
         """Scheduled check: fire offline alerts for silent machines, end due snoozes."""
         now = self.clock() if now_ms is None else now_ms
-        self._take_ahead("")
+        self._settle_ahead()
         transitions: list[Transition] = []
         # Each machine's transitions are notified as soon as they are stored, so with a large
         # fleet the first offline alert does not wait for the whole scan.
@@ -466,7 +470,7 @@ class AlertEngine:
         self, key: AlertKey, action: Callable[[AlertState, int], Transition | None]
     ) -> Transition | None:
         now = self.clock()
-        self._take_ahead("")
+        self._settle_ahead()
         current = self.store.get_state(key)
         if current is None:
             seen, _ = self.store.load_thing(key.thing)
