@@ -172,15 +172,12 @@ class TtlCache(Generic[K, V]):
 
     def has(self, key: K) -> bool:
         """Whether `get(key)` would answer without loading."""
-        with self._lock:
-            entry = self._entries.get(key)
-        return entry is not None and entry[0] > self._clock()
+        return self._unexpired(key, self._clock()) is not None
 
     def get(self, key: K) -> V:
         now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
+        entry = self._unexpired(key, now)
+        if entry is not None:
             return entry[1]
         value = self._load(key)
         ttl = self._ttl_s if value else self._empty_ttl_s
@@ -189,6 +186,11 @@ class TtlCache(Generic[K, V]):
                 self._entries.clear()  # rare (a fleet above max_entries): start over
             self._entries[key] = (now + ttl, value)
         return value
+
+    def _unexpired(self, key: K, now: float) -> tuple[float, V] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry if entry is not None and entry[0] > now else None
 
 
 class CachedThings:

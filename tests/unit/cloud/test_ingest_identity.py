@@ -249,6 +249,7 @@ def test_the_cache_keeps_answers_and_empty_ones_for_less() -> None:
         return "" if key == "none" else key.upper()
 
     cache = TtlCache(load, ttl_s=60, empty_ttl_s=5, clock=lambda: now["t"])
+    assert not cache.has("a")
     assert [cache.get("a"), cache.get("a"), cache.get("none"), cache.get("none")] == [
         "A",
         "A",
@@ -256,8 +257,10 @@ def test_the_cache_keeps_answers_and_empty_ones_for_less() -> None:
         "",
     ]
     now["t"] = 10
+    assert cache.has("a") and not cache.has("none")
     cache.get("a"), cache.get("none")
     now["t"] = 61
+    assert not cache.has("a")
     cache.get("a")
     assert loads == ["a", "none", "none", "a"]
 
